@@ -1,0 +1,83 @@
+package layer
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// File is a v1.Layer whose compressed blob is a file on disk, with digest,
+// diffID and size computed when it was written.
+type File struct {
+	path      string
+	digest    v1.Hash
+	diffID    v1.Hash
+	size      int64
+	mediaType types.MediaType
+	comp      Compression
+}
+
+var _ v1.Layer = (*File)(nil)
+
+// Path returns the blob file.
+func (f *File) Path() string { return f.path }
+
+// Digest implements v1.Layer.
+func (f *File) Digest() (v1.Hash, error) { return f.digest, nil }
+
+// DiffID implements v1.Layer.
+func (f *File) DiffID() (v1.Hash, error) { return f.diffID, nil }
+
+// Size implements v1.Layer.
+func (f *File) Size() (int64, error) { return f.size, nil }
+
+// MediaType implements v1.Layer.
+func (f *File) MediaType() (types.MediaType, error) { return f.mediaType, nil }
+
+// Compressed implements v1.Layer.
+func (f *File) Compressed() (io.ReadCloser, error) {
+	r, err := os.Open(f.path)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", f.digest, err)
+	}
+	return r, nil
+}
+
+// Uncompressed implements v1.Layer.
+func (f *File) Uncompressed() (io.ReadCloser, error) {
+	r, err := f.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	switch f.comp {
+	case Zstd:
+		d, err := zstd.NewReader(r)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		return readCloser{Reader: d, close: func() error { d.Close(); return r.Close() }}, nil
+	default:
+		g, err := gzip.NewReader(r)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("layer %s: %w", f.digest, err)
+		}
+		return readCloser{Reader: g, close: func() error { g.Close(); return r.Close() }}, nil
+	}
+}
+
+// Remove deletes the blob file.
+func (f *File) Remove() error { return os.Remove(f.path) }
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }

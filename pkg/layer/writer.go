@@ -1,0 +1,213 @@
+package layer
+
+import (
+	"archive/tar"
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// TarWriter is the part of *tar.Writer that layer producers use.
+type TarWriter interface {
+	WriteHeader(hdr *tar.Header) error
+	io.Writer
+}
+
+// Compression names a layer compression.
+type Compression string
+
+// Supported compressions.
+const (
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
+// ParseCompression validates a --compression value.
+func ParseCompression(s string) (Compression, error) {
+	switch Compression(s) {
+	case Gzip, Zstd:
+		return Compression(s), nil
+	}
+	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
+}
+
+type options struct {
+	compression Compression
+	level       int
+	oci         bool
+	epoch       *time.Time
+}
+
+// Option configures a Writer.
+type Option func(*options)
+
+// WithCompression selects the compression and its level (0: the default).
+func WithCompression(c Compression, level int) Option {
+	return func(o *options) { o.compression, o.level = c, level }
+}
+
+// WithOCIMediaTypes makes the layer use OCI media types instead of Docker's.
+// zstd layers are always OCI: Docker's schema has no zstd media type.
+func WithOCIMediaTypes(oci bool) Option {
+	return func(o *options) { o.oci = oci }
+}
+
+// WithEpoch sets every entry's modification time to t and drops access and
+// change times, for reproducible layers.
+func WithEpoch(t time.Time) Option {
+	return func(o *options) { o.epoch = &t }
+}
+
+// Writer streams a tar into a compressed, hashed layer file.
+type Writer struct {
+	opts     options
+	file     *os.File
+	buf      *bufio.Writer
+	digest   hash.Hash
+	diffID   hash.Hash
+	size     counter
+	comp     io.WriteCloser
+	tw       *tar.Writer
+	entries  int
+	finished bool
+}
+
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// NewWriter starts a layer spooled to a new file in dir.
+func NewWriter(dir string, opts ...Option) (*Writer, error) {
+	o := options{compression: Gzip}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f, err := os.CreateTemp(dir, "layer-*.blob")
+	if err != nil {
+		return nil, fmt.Errorf("creating layer file: %w", err)
+	}
+	w := &Writer{opts: o, file: f, digest: sha256.New(), diffID: sha256.New()}
+	w.buf = bufio.NewWriterSize(f, 1<<20)
+	compressed := io.MultiWriter(w.buf, w.digest, &w.size)
+	switch o.compression {
+	case Zstd:
+		level := zstd.SpeedDefault
+		if o.level != 0 {
+			level = zstd.EncoderLevelFromZstd(o.level)
+		}
+		w.comp, err = zstd.NewWriter(compressed, zstd.WithEncoderLevel(level))
+	default:
+		level := gzip.DefaultCompression
+		if o.level != 0 {
+			level = o.level
+		}
+		w.comp, err = gzip.NewWriterLevel(compressed, level)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("starting %s compressor: %w", o.compression, err)
+	}
+	w.tw = tar.NewWriter(io.MultiWriter(w.comp, w.diffID))
+	return w, nil
+}
+
+// WriteHeader normalises hdr and writes it. User and group names are
+// dropped (ids are what matters in an image) and, with WithEpoch, the times.
+func (w *Writer) WriteHeader(hdr *tar.Header) error {
+	h := *hdr
+	h.Uname, h.Gname = "", ""
+	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
+	if w.opts.epoch != nil {
+		h.ModTime = *w.opts.epoch
+	}
+	// Let archive/tar pick the smallest format that holds the header; it
+	// rounds ModTime to seconds unless PAX is needed anyway.
+	h.Format = tar.FormatUnknown
+	if h.PAXRecords != nil {
+		h.PAXRecords = withoutTimes(h.PAXRecords)
+	}
+	w.entries++
+	return w.tw.WriteHeader(&h)
+}
+
+func withoutTimes(rec map[string]string) map[string]string {
+	out := make(map[string]string, len(rec))
+	for k, v := range rec {
+		switch k {
+		case "atime", "ctime", "mtime":
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// Write writes file content for the current entry.
+func (w *Writer) Write(p []byte) (int, error) { return w.tw.Write(p) }
+
+// Entries returns how many entries have been written.
+func (w *Writer) Entries() int { return w.entries }
+
+// Commit finishes the layer and returns it. The Writer must not be used after.
+func (w *Writer) Commit() (*File, error) {
+	if w.finished {
+		return nil, errors.New("layer writer already finished")
+	}
+	w.finished = true
+	err := w.tw.Close()
+	if err == nil {
+		err = w.comp.Close()
+	}
+	if err == nil {
+		err = w.buf.Flush()
+	}
+	if err == nil {
+		err = w.file.Close()
+	} else {
+		w.file.Close()
+	}
+	if err != nil {
+		os.Remove(w.file.Name())
+		return nil, fmt.Errorf("writing layer %s: %w", w.file.Name(), err)
+	}
+	return &File{
+		path:      w.file.Name(),
+		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.digest.Sum(nil))},
+		diffID:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.diffID.Sum(nil))},
+		size:      w.size.n,
+		mediaType: mediaType(w.opts.compression, w.opts.oci),
+		comp:      w.opts.compression,
+	}, nil
+}
+
+// Abort discards the layer. It is safe to call after Commit (no-op).
+func (w *Writer) Abort() {
+	if w.finished {
+		return
+	}
+	w.finished = true
+	w.file.Close()
+	os.Remove(w.file.Name())
+}
+
+func mediaType(c Compression, oci bool) types.MediaType {
+	switch {
+	case c == Zstd:
+		return types.OCILayerZStd
+	case oci:
+		return types.OCILayer
+	default:
+		return types.DockerLayer
+	}
+}
