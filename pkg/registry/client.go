@@ -1,0 +1,109 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sirupsen/logrus"
+)
+
+const defaultJobs = 4
+
+// Client pulls and pushes images. It is safe for concurrent use.
+type Client struct {
+	log        logrus.FieldLogger
+	keychain   *keychain
+	transports *transports
+	access     accessPolicy
+	cacheDir   string
+	jobs       int
+	userAgent  string
+}
+
+// New builds a Client. It reads the docker config files and the registry
+// certificates now, so that a bad one fails before any build work.
+func New(opts ...Option) (*Client, error) {
+	o := options{
+		log:         logrus.StandardLogger(),
+		configPaths: DefaultDockerConfigPaths(),
+		jobs:        defaultJobs,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// remote rejects a job count below 1 only once a transfer has started.
+	if o.jobs < 1 {
+		return nil, fmt.Errorf("registry jobs must be at least 1, not %d", o.jobs)
+	}
+	access, err := newAccessPolicy(&o)
+	if err != nil {
+		return nil, err
+	}
+	cas, err := normalizedCAs(o.registryCAs)
+	if err != nil {
+		return nil, err
+	}
+	transports, err := newTransports(cas)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := newKeychain(o.configPaths, o.log)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		log:        o.log,
+		keychain:   kc,
+		transports: transports,
+		access:     access,
+		cacheDir:   o.cacheDir,
+		jobs:       o.jobs,
+		userAgent:  o.userAgent,
+	}, nil
+}
+
+// Keychain returns the credentials the client uses, for other
+// go-containerregistry calls.
+func (c *Client) Keychain() authn.Keychain {
+	return c.keychain
+}
+
+// direction tells pulls from pushes: kaniko's flags allow plain HTTP and
+// unverified TLS separately for each.
+type direction int
+
+const (
+	pull direction = iota
+	push
+)
+
+// parseReference parses s, a tag when it names none being ":latest", and
+// marks it insecure when plain HTTP is allowed to its registry in direction d.
+func (c *Client) parseReference(s string, d direction) (name.Reference, error) {
+	ref, err := name.ParseReference(s, name.WeakValidation)
+	if err != nil {
+		return nil, err
+	}
+	if c.access.plainHTTP(ref.Context().RegistryStr(), d) {
+		return name.ParseReference(s, name.WeakValidation, name.Insecure)
+	}
+	return ref, nil
+}
+
+// remoteOptions are the go-containerregistry options for talking to reg in
+// direction d.
+func (c *Client) remoteOptions(ctx context.Context, reg name.Registry, d direction) []remote.Option {
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithTransport(c.transport(reg.RegistryStr(), d)),
+		remote.WithJobs(c.jobs),
+	}
+	if c.userAgent != "" {
+		opts = append(opts, remote.WithUserAgent(c.userAgent))
+	}
+	return opts
+}

@@ -1,0 +1,155 @@
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// accessPolicy says, per registry and direction, whether plain HTTP is
+// allowed and whether certificates are verified. Registries are keyed as
+// go-containerregistry names them (name.Registry.RegistryStr), so
+// "docker.io" in an option matches "index.docker.io".
+type accessPolicy struct {
+	insecure, skipVerify           map[string]bool
+	insecurePull, insecurePush     bool
+	skipVerifyPull, skipVerifyPush bool
+}
+
+func newAccessPolicy(o *options) (accessPolicy, error) {
+	insecure, err := registrySet("insecure registry", o.insecureRegistries)
+	if err != nil {
+		return accessPolicy{}, err
+	}
+	skipVerify, err := registrySet("skip-TLS-verify registry", o.skipVerifyRegistries)
+	if err != nil {
+		return accessPolicy{}, err
+	}
+	return accessPolicy{
+		insecure:       insecure,
+		skipVerify:     skipVerify,
+		insecurePull:   o.insecurePull,
+		insecurePush:   o.insecurePush,
+		skipVerifyPull: o.skipVerifyPull,
+		skipVerifyPush: o.skipVerifyPush,
+	}, nil
+}
+
+func (p accessPolicy) plainHTTP(registry string, d direction) bool {
+	return p.insecure[registry] || (d == pull && p.insecurePull) || (d == push && p.insecurePush)
+}
+
+func (p accessPolicy) unverifiedTLS(registry string, d direction) bool {
+	return p.skipVerify[registry] || (d == pull && p.skipVerifyPull) || (d == push && p.skipVerifyPush)
+}
+
+func registrySet(what string, hosts []string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, h := range hosts {
+		reg, err := normalizeRegistry(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", what, h, err)
+		}
+		set[reg] = true
+	}
+	return set, nil
+}
+
+func normalizedCAs(cas map[string][]string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for host, files := range cas {
+		reg, err := normalizeRegistry(host)
+		if err != nil {
+			return nil, fmt.Errorf("registry certificate for %q: %w", host, err)
+		}
+		out[reg] = append(out[reg], files...)
+	}
+	return out, nil
+}
+
+func normalizeRegistry(host string) (string, error) {
+	reg, err := name.NewRegistry(host, name.WeakValidation)
+	if err != nil {
+		return "", err
+	}
+	return reg.RegistryStr(), nil
+}
+
+// transports holds one http.Transport per TLS configuration, built once and
+// shared so that connections are reused: verified against the system roots
+// (which honour SSL_CERT_FILE and SSL_CERT_DIR), unverified, and one per
+// registry with extra CAs. A registry's transport also carries the requests
+// it redirects to (blob storage) and its token service.
+type transports struct {
+	verified, unverified *http.Transport
+	withCA               map[string]*http.Transport
+}
+
+func newTransports(registryCAs map[string][]string) (*transports, error) {
+	verified := http.DefaultTransport.(*http.Transport).Clone()
+	verified.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	unverified := verified.Clone()
+	unverified.TLSClientConfig.InsecureSkipVerify = true
+
+	t := &transports{verified: verified, unverified: unverified, withCA: map[string]*http.Transport{}}
+	for reg, files := range registryCAs {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("loading the system certificates: %w", err)
+		}
+		for _, f := range files {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("registry certificate for %q: %w", reg, err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("registry certificate %q for %q: no PEM certificate in it", f, reg)
+			}
+		}
+		tr := verified.Clone()
+		tr.TLSClientConfig.RootCAs = pool
+		t.withCA[reg] = tr
+	}
+	return t, nil
+}
+
+// transport returns the round tripper for requests to registry in
+// direction d.
+func (c *Client) transport(registry string, d direction) http.RoundTripper {
+	var tr *http.Transport
+	switch {
+	case c.access.unverifiedTLS(registry, d):
+		tr = c.transports.unverified
+	case c.transports.withCA[registry] != nil:
+		tr = c.transports.withCA[registry]
+	default:
+		tr = c.transports.verified
+	}
+	if c.access.plainHTTP(registry, d) {
+		return tr
+	}
+	return &httpsOnly{registry: registry, inner: tr}
+}
+
+// httpsOnly refuses plain HTTP. go-containerregistry falls back to HTTP on
+// its own for localhost, 127.0.0.1, private (RFC 1918) addresses and *.local
+// names; kiln allows it only for registries marked insecure, so that a
+// registry in the cluster network is not silently reached unencrypted.
+type httpsOnly struct {
+	registry string
+	inner    http.RoundTripper
+}
+
+func (h *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		if req.Body != nil {
+			req.Body.Close() // a RoundTripper closes the body, even on error
+		}
+		return nil, fmt.Errorf("plain HTTP to registry %q refused: it is not marked insecure", h.registry)
+	}
+	return h.inner.RoundTrip(req)
+}
