@@ -1,0 +1,300 @@
+package buildcontext
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
+)
+
+// ignoreFileName is the ignore file at the root of the context.
+const ignoreFileName = ".dockerignore"
+
+// LoadIgnore reads the ignore file that applies to the Dockerfile at
+// dockerfilePath (a path on disk, "" when the Dockerfile is not a file):
+// "<dockerfilePath>.dockerignore" when it exists, else the .dockerignore at
+// the root of the context. From then on FS hides what it excludes. Without
+// an ignore file nothing is hidden.
+func (c *Context) LoadIgnore(dockerfilePath string) error {
+	rc, file, err := c.openIgnore(dockerfilePath)
+	if err != nil {
+		return fmt.Errorf("build context %q: %w", c.spec, err)
+	}
+	c.fs = c.base
+	if rc == nil {
+		return nil
+	}
+	defer rc.Close()
+	patterns, err := ignorefile.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("build context %q: reading ignore file %q: %w", c.spec, file, err)
+	}
+	if len(patterns) == 0 {
+		return nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return fmt.Errorf("build context %q: ignore file %q: %w", c.spec, file, err)
+	}
+	c.fs = newIgnoreFS(c.base, pm)
+	return nil
+}
+
+// openIgnore opens the ignore file that applies, or returns nil when there
+// is none.
+func (c *Context) openIgnore(dockerfilePath string) (io.ReadCloser, string, error) {
+	if dockerfilePath != "" {
+		file := dockerfilePath + ignoreFileName
+		f, err := os.Open(file)
+		if err == nil {
+			return f, file, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, "", err
+		}
+	}
+	// Read through the context's view: a .dockerignore that is a symlink
+	// must not lead outside the context.
+	rc, err := c.base.Open("/" + ignoreFileName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return rc, ignoreFileName, nil
+}
+
+// ignoreFS hides the files of a context that a .dockerignore excludes,
+// giving the view Docker sends to the builder: an excluded file is absent;
+// an excluded directory is absent unless an exception pattern re-includes
+// something below it, in which case it holds only the re-included entries
+// and the directories leading to them. Matching is BuildKit's: each path is
+// matched with the results of its parent directories.
+//
+// The context must not change while the view is in use: results are cached.
+type ignoreFS struct {
+	base *fsview.DirFS
+	// plainExceptions is set when every exception pattern is a plain path
+	// (maybe ending in /* or /**). An excluded directory then holds visible
+	// entries only if it is a prefix of one of exceptionDirs, those paths
+	// followed by "/"; otherwise it must be searched. This is BuildKit's
+	// shortcut, and gives the same result.
+	plainExceptions bool
+	exceptionDirs   []string
+
+	mu sync.Mutex // guards pm (it compiles patterns lazily) and dirs
+	pm *patternmatcher.PatternMatcher
+	// dirs caches the match results of directories, by relative path.
+	dirs map[string]*dirMatch
+}
+
+type dirMatch struct {
+	info     patternmatcher.MatchInfo
+	excluded bool
+	// visible is set for excluded directories once searched.
+	visible *bool
+}
+
+func newIgnoreFS(base *fsview.DirFS, pm *patternmatcher.PatternMatcher) *ignoreFS {
+	f := &ignoreFS{base: base, pm: pm, dirs: map[string]*dirMatch{}, plainExceptions: true}
+	for _, p := range pm.Patterns() {
+		if !p.Exclusion() {
+			continue
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(p.String(), "/**"), "/*")
+		if strings.ContainsAny(s, `*[]?^\`) {
+			f.plainExceptions = false
+			break
+		}
+		f.exceptionDirs = append(f.exceptionDirs, s+"/")
+	}
+	return f
+}
+
+// Lstat implements fsview.FS.
+func (f *ignoreFS) Lstat(name string) (*fsview.Entry, error) {
+	p, err := fsview.ResolveParent(fsview.LstatFunc(f.raw), name)
+	if err != nil {
+		return nil, err
+	}
+	return f.raw(p)
+}
+
+// ReadDir implements fsview.FS.
+func (f *ignoreFS) ReadDir(name string) ([]*fsview.Entry, error) {
+	dir, err := fsview.Resolve(fsview.LstatFunc(f.raw), name, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.raw(dir); err != nil {
+		return nil, err
+	}
+	entries, err := f.base.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		ok, err := f.visible(e)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Open implements fsview.FS.
+func (f *ignoreFS) Open(name string) (io.ReadCloser, error) {
+	p, err := fsview.Resolve(fsview.LstatFunc(f.raw), name, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.raw(p); err != nil {
+		return nil, err
+	}
+	return f.base.Open(p)
+}
+
+// raw describes an already-resolved path, hiding excluded ones.
+func (f *ignoreFS) raw(name string) (*fsview.Entry, error) {
+	e, err := f.base.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := f.visible(e)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrNotExist}
+	}
+	return e, nil
+}
+
+// visible reports whether e is part of the view.
+func (f *ignoreFS) visible(e *fsview.Entry) (bool, error) {
+	rel := strings.TrimPrefix(e.Path, "/")
+	if rel == "" {
+		return true, nil
+	}
+	if !e.IsDir() {
+		excluded, err := f.match(rel)
+		return !excluded, err
+	}
+	d, err := f.dir(rel)
+	if err != nil {
+		return false, err
+	}
+	if !d.excluded {
+		return true, nil
+	}
+	return f.holdsVisible(rel, d)
+}
+
+// match reports whether the non-directory rel is excluded.
+func (f *ignoreFS) match(rel string) (bool, error) {
+	parent, err := f.parentInfo(rel)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	excluded, _, err := f.pm.MatchesUsingParentResults(rel, parent)
+	return excluded, err
+}
+
+// dir returns the match results of the directory rel.
+func (f *ignoreFS) dir(rel string) (*dirMatch, error) {
+	f.mu.Lock()
+	d, ok := f.dirs[rel]
+	f.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	parent, err := f.parentInfo(rel)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	excluded, info, err := f.pm.MatchesUsingParentResults(rel, parent)
+	if err != nil {
+		return nil, err
+	}
+	d = &dirMatch{info: info, excluded: excluded}
+	f.dirs[rel] = d
+	return d, nil
+}
+
+func (f *ignoreFS) parentInfo(rel string) (patternmatcher.MatchInfo, error) {
+	parent := path.Dir(rel)
+	if parent == "." {
+		return patternmatcher.MatchInfo{}, nil
+	}
+	d, err := f.dir(parent)
+	if err != nil {
+		return patternmatcher.MatchInfo{}, err
+	}
+	return d.info, nil
+}
+
+// holdsVisible reports whether the excluded directory rel has a visible
+// entry below it (which makes it visible too).
+func (f *ignoreFS) holdsVisible(rel string, d *dirMatch) (bool, error) {
+	f.mu.Lock()
+	known := d.visible
+	f.mu.Unlock()
+	if known != nil {
+		return *known, nil
+	}
+	found, err := f.searchVisible(rel)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	d.visible = &found
+	f.mu.Unlock()
+	return found, nil
+}
+
+func (f *ignoreFS) searchVisible(rel string) (bool, error) {
+	if !f.pm.Exclusions() {
+		return false, nil
+	}
+	if f.plainExceptions && !f.exceptionBelow(rel) {
+		return false, nil
+	}
+	entries, err := f.base.ReadDir("/" + rel)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		ok, err := f.visible(e)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+func (f *ignoreFS) exceptionBelow(rel string) bool {
+	for _, dir := range f.exceptionDirs {
+		if strings.HasPrefix(dir, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
