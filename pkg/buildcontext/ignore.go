@@ -75,22 +75,24 @@ func (c *Context) openIgnore(dockerfilePath string) (io.ReadCloser, string, erro
 }
 
 // ignoreFS hides the files of a context that a .dockerignore excludes,
-// giving the view Docker sends to the builder: an excluded file is absent;
-// an excluded directory is absent unless an exception pattern re-includes
+// giving the view Docker's builders get: an excluded file is absent; an
+// excluded directory is absent unless an exception pattern re-includes
 // something below it, in which case it holds only the re-included entries
-// and the directories leading to them. Matching is BuildKit's: each path is
-// matched with the results of its parent directories.
+// and the directories leading to them. Those directories stand in for the
+// excluded ones as new directories (mode 0755, owned by root), the way the
+// reference builder creates parents of re-included files.
+//
+// Like Docker's classic builder and buildah, an excluded directory is only
+// searched when an exception pattern starts with its path ("!dir/sub/*"
+// re-includes below "dir", "!*/sub" does not). Paths are matched with the
+// results of their parent directories.
 //
 // The context must not change while the view is in use: results are cached.
 type ignoreFS struct {
 	base *fsview.DirFS
-	// plainExceptions is set when every exception pattern is a plain path
-	// (maybe ending in /* or /**). An excluded directory then holds visible
-	// entries only if it is a prefix of one of exceptionDirs, those paths
-	// followed by "/"; otherwise it must be searched. This is BuildKit's
-	// shortcut, and gives the same result.
-	plainExceptions bool
-	exceptionDirs   []string
+	// exceptionPrefixes are the exception patterns followed by "/": an
+	// excluded directory is searched only if one starts with its path.
+	exceptionPrefixes []string
 
 	mu sync.Mutex // guards pm (it compiles patterns lazily) and dirs
 	pm *patternmatcher.PatternMatcher
@@ -106,17 +108,11 @@ type dirMatch struct {
 }
 
 func newIgnoreFS(base *fsview.DirFS, pm *patternmatcher.PatternMatcher) *ignoreFS {
-	f := &ignoreFS{base: base, pm: pm, dirs: map[string]*dirMatch{}, plainExceptions: true}
+	f := &ignoreFS{base: base, pm: pm, dirs: map[string]*dirMatch{}}
 	for _, p := range pm.Patterns() {
-		if !p.Exclusion() {
-			continue
+		if p.Exclusion() {
+			f.exceptionPrefixes = append(f.exceptionPrefixes, p.String()+"/")
 		}
-		s := strings.TrimSuffix(strings.TrimSuffix(p.String(), "/**"), "/*")
-		if strings.ContainsAny(s, `*[]?^\`) {
-			f.plainExceptions = false
-			break
-		}
-		f.exceptionDirs = append(f.exceptionDirs, s+"/")
 	}
 	return f
 }
@@ -145,12 +141,12 @@ func (f *ignoreFS) ReadDir(name string) ([]*fsview.Entry, error) {
 	}
 	out := entries[:0]
 	for _, e := range entries {
-		ok, err := f.visible(e)
+		v, err := f.view(e)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			out = append(out, e)
+		if v != nil {
+			out = append(out, v)
 		}
 	}
 	return out, nil
@@ -174,34 +170,60 @@ func (f *ignoreFS) raw(name string) (*fsview.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := f.visible(e)
+	v, err := f.view(e)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if v == nil {
 		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrNotExist}
 	}
-	return e, nil
+	return v, nil
 }
 
-// visible reports whether e is part of the view.
-func (f *ignoreFS) visible(e *fsview.Entry) (bool, error) {
+// view returns e as the view shows it: nil when hidden, a new directory in
+// place of an excluded one kept for re-included descendants.
+func (f *ignoreFS) view(e *fsview.Entry) (*fsview.Entry, error) {
 	rel := strings.TrimPrefix(e.Path, "/")
 	if rel == "" {
-		return true, nil
+		return e, nil
+	}
+	if ok, err := f.reachable(path.Dir(rel)); err != nil || !ok {
+		return nil, err
 	}
 	if !e.IsDir() {
 		excluded, err := f.match(rel)
-		return !excluded, err
+		if err != nil || excluded {
+			return nil, err
+		}
+		return e, nil
 	}
 	d, err := f.dir(rel)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if !d.excluded {
-		return true, nil
+		return e, nil
 	}
-	return f.holdsVisible(rel, d)
+	ok, err := f.holdsVisible(rel, d)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &fsview.Entry{Path: e.Path, Mode: fs.ModeDir | 0o755, ModTime: e.ModTime}, nil
+}
+
+// reachable reports whether the walk of the context gets into directory
+// rel: it stops at an excluded directory no exception starts with.
+func (f *ignoreFS) reachable(rel string) (bool, error) {
+	for dir := rel; dir != "."; dir = path.Dir(dir) {
+		d, err := f.dir(dir)
+		if err != nil {
+			return false, err
+		}
+		if d.excluded && !f.exceptionBelow(dir) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // match reports whether the non-directory rel is excluded.
@@ -271,10 +293,7 @@ func (f *ignoreFS) holdsVisible(rel string, d *dirMatch) (bool, error) {
 }
 
 func (f *ignoreFS) searchVisible(rel string) (bool, error) {
-	if !f.pm.Exclusions() {
-		return false, nil
-	}
-	if f.plainExceptions && !f.exceptionBelow(rel) {
+	if !f.exceptionBelow(rel) {
 		return false, nil
 	}
 	entries, err := f.base.ReadDir("/" + rel)
@@ -282,17 +301,19 @@ func (f *ignoreFS) searchVisible(rel string) (bool, error) {
 		return false, err
 	}
 	for _, e := range entries {
-		ok, err := f.visible(e)
-		if err != nil || ok {
-			return ok, err
+		v, err := f.view(e)
+		if err != nil || v != nil {
+			return v != nil, err
 		}
 	}
 	return false, nil
 }
 
+// exceptionBelow reports whether an exception pattern starts with the
+// directory rel, so that something below it may be re-included.
 func (f *ignoreFS) exceptionBelow(rel string) bool {
-	for _, dir := range f.exceptionDirs {
-		if strings.HasPrefix(dir, rel+"/") {
+	for _, p := range f.exceptionPrefixes {
+		if strings.HasPrefix(p, rel+"/") {
 			return true
 		}
 	}
