@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/pkg/logging"
+)
+
+// Version is kiln's version, set at link time
+// (-ldflags "-X github.com/kiln-build/kiln/pkg/cli.Version=v1.2.3").
+var Version = "dev"
+
+// globalFlags are the flags every command has.
+type globalFlags struct {
+	verbosity    string
+	logFormat    string
+	logTimestamp bool
+}
+
+// NewRootCommand returns the kiln command tree.
+func NewRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "kiln",
+		Short:         "Build container images from Dockerfiles without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return logging.Configure(logrus.StandardLogger(), os.Stderr, g.verbosity, g.logFormat, g.logTimestamp)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.verbosity, "verbosity", "v", "info", "log level: panic, fatal, error, warn, info, debug or trace")
+	pf.StringVar(&g.logFormat, "log-format", logging.FormatText, "log format: text, color or json")
+	pf.BoolVar(&g.logTimestamp, "log-timestamp", false, "add timestamps to log lines")
+	root.AddCommand(newBuildCommand(g), newVersionCommand())
+	return root
+}
+
+// Execute runs kiln with args (os.Args) and returns the exit status. Run as
+// "executor" (kaniko's binary name), the arguments are those of `kiln build`.
+func Execute(args []string) int {
+	root := NewRootCommand()
+	rest := args[1:]
+	if filepath.Base(args[0]) == "executor" && (len(rest) == 0 || rest[0] != "version") {
+		rest = append([]string{"build"}, rest...)
+	}
+	root.SetArgs(rest)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		logrus.StandardLogger().SetOutput(os.Stderr)
+		fmt.Fprintf(os.Stderr, "kiln: error: %v\n", err)
+		if errors.Is(err, context.Canceled) {
+			return 130
+		}
+		return 1
+	}
+	return 0
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print kiln's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), Version)
+		},
+	}
+}
+
+// runOutput is where RUN commands' output goes: straight to stdout, or as
+// log records with --log-format json so that the stream stays parseable.
+func runOutput(g *globalFlags, log *logrus.Logger) io.Writer {
+	if g.logFormat == logging.FormatJSON {
+		return log.WithField("stream", "run").WriterLevel(logrus.InfoLevel)
+	}
+	return os.Stdout
+}

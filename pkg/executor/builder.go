@@ -1,0 +1,246 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-build/kiln/pkg/dockerfile"
+	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/sandbox"
+)
+
+// Builder builds the stages of a plan.
+type Builder struct {
+	plan *dockerfile.Plan
+	opts options
+
+	mu      sync.Mutex
+	results map[*dockerfile.Stage]*stageFuture
+	images  map[string]*fsview.LayerFS // COPY --from=<image> views, by reference
+	inPlace *inPlaceRoot               // set with in-place isolation
+
+	cacheMu     sync.Mutex
+	cacheLocks  map[string]*sync.Mutex // sharing=locked cache mounts
+	cacheClaims map[string]bool        // sharing=private cache mounts in use
+}
+
+// stageFuture is the result of a stage, available once done is closed.
+type stageFuture struct {
+	done chan struct{}
+	res  *stageResult
+	err  error
+}
+
+// New returns a Builder for plan.
+func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.workDir == "" {
+		return nil, errors.New("executor: a work directory is required")
+	}
+	if err := os.MkdirAll(o.workDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating work directory: %w", err)
+	}
+	if o.jobs < 1 {
+		o.jobs = 1
+	}
+	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*fsview.LayerFS{},
+		cacheLocks: map[string]*sync.Mutex{}, cacheClaims: map[string]bool{}}
+	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {
+		// One root, "/": stages take turns.
+		b.opts.jobs = 1
+	}
+	for _, s := range plan.Stages {
+		b.results[s] = &stageFuture{done: make(chan struct{})}
+	}
+	return b, nil
+}
+
+// Build builds every stage of the plan and returns the target's image.
+// Stages wait for the stages they depend on; independent stages run
+// concurrently, at most jobs at a time.
+func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
+	defer b.close()
+	if b.opts.sandbox != nil && b.opts.sandbox.Mode() == sandbox.ModeInPlace && b.needsRoot() {
+		if b.inPlace, err = newInPlaceRoot(ctx, b.opts.workDir, b.inPlaceProtected(), b.opts.log); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if rerr := b.inPlace.restore(context.WithoutCancel(ctx)); rerr != nil && err == nil {
+				err = fmt.Errorf("restoring the container's files after the build: %w", rerr)
+			}
+		}()
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	slots := make(chan struct{}, b.opts.jobs)
+	for _, s := range b.plan.Stages {
+		f := b.results[s]
+		g.Go(func() error {
+			defer close(f.done)
+			for _, dep := range stageDeps(s) {
+				if _, err := b.wait(ctx, dep); err != nil {
+					f.err = err
+					return err
+				}
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				f.err = ctx.Err()
+				return f.err
+			}
+			defer func() { <-slots }()
+			f.res, f.err = b.buildStage(ctx, s)
+			return f.err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res := b.results[b.plan.Target].res
+	return res.image, nil
+}
+
+// stageDeps lists the stages s needs before it can start.
+func stageDeps(s *dockerfile.Stage) []*dockerfile.Stage {
+	deps := append([]*dockerfile.Stage(nil), s.Deps...)
+	if s.BaseStage != nil {
+		deps = append(deps, s.BaseStage)
+	}
+	return deps
+}
+
+// wait returns the result of a stage once it is built.
+func (b *Builder) wait(ctx context.Context, s *dockerfile.Stage) (*stageResult, error) {
+	f, ok := b.results[s]
+	if !ok {
+		return nil, fmt.Errorf("stage %s is not part of the build plan", stageLabel(s))
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, fmt.Errorf("stage %s failed", stageLabel(s))
+	}
+	return f.res, nil
+}
+
+// imageFS returns the tree of an image named by COPY --from or RUN --mount
+// from=, pulled once per build.
+func (b *Builder) imageFS(ctx context.Context, ref string) (*fsview.LayerFS, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l, ok := b.images[ref]; ok {
+		return l, nil
+	}
+	img, err := b.pull(ctx, ref, "")
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", ref, err)
+	}
+	l := fsview.NewLayerFS(layers, fsview.WithSpoolDir(b.opts.workDir))
+	b.images[ref] = l
+	return l, nil
+}
+
+func (b *Builder) pull(ctx context.Context, ref, platform string) (v1.Image, error) {
+	if b.opts.source == nil {
+		return nil, fmt.Errorf("image %q: no registry access configured", ref)
+	}
+	p := b.opts.platform
+	if platform != "" {
+		pp, err := v1.ParsePlatform(platform)
+		if err != nil {
+			return nil, fmt.Errorf("invalid platform %q: %w", platform, err)
+		}
+		p = *pp
+	}
+	return b.opts.source.Pull(ctx, ref, p)
+}
+
+func (b *Builder) close() {
+	for _, l := range b.images {
+		l.Close()
+	}
+	for _, f := range b.results {
+		if f.res != nil {
+			f.res.close()
+		}
+	}
+}
+
+// needsRoot reports whether any stage runs a command (or takes a single
+// snapshot), so that a root filesystem must be materialised.
+func (b *Builder) needsRoot() bool {
+	for _, s := range b.plan.Stages {
+		for _, c := range s.Commands {
+			if _, ok := c.(*instructions.RunCommand); ok {
+				return true
+			}
+		}
+	}
+	return b.opts.singleSnapshot
+}
+
+// inPlaceProtected lists what in-place isolation must leave alone besides
+// the fixed paths and mount points: kiln's work dir, the build context,
+// the directory kiln started in and --ignore-path.
+func (b *Builder) inPlaceProtected() []string {
+	extra := []string{b.opts.workDir, b.opts.contextDir}
+	if wd, err := os.Getwd(); err == nil {
+		extra = append(extra, wd)
+	}
+	return append(extra, b.opts.ignorePaths...)
+}
+
+// lockCache serialises RUNs using a sharing=locked cache.
+func (b *Builder) lockCache(key string) func() {
+	b.cacheMu.Lock()
+	l, ok := b.cacheLocks[key]
+	if !ok {
+		l = &sync.Mutex{}
+		b.cacheLocks[key] = l
+	}
+	b.cacheMu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// claimCache takes a sharing=private cache, reporting false when another
+// RUN uses it.
+func (b *Builder) claimCache(key string) bool {
+	b.cacheMu.Lock()
+	defer b.cacheMu.Unlock()
+	if b.cacheClaims[key] {
+		return false
+	}
+	b.cacheClaims[key] = true
+	return true
+}
+
+func (b *Builder) releaseCache(key string) {
+	b.cacheMu.Lock()
+	defer b.cacheMu.Unlock()
+	delete(b.cacheClaims, key)
+}
+
+func stageLabel(s *dockerfile.Stage) string {
+	if s.Name != "" {
+		return fmt.Sprintf("%q", s.Name)
+	}
+	return fmt.Sprintf("#%d", s.Index)
+}

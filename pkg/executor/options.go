@@ -1,0 +1,113 @@
+package executor
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"runtime"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/layer"
+	"github.com/kiln-build/kiln/pkg/sandbox"
+)
+
+// ImageSource pulls images for FROM and COPY --from; registry.Client is one.
+type ImageSource interface {
+	Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error)
+}
+
+type options struct {
+	source         ImageSource
+	context        fsview.FS
+	workDir        string
+	platform       v1.Platform
+	epoch          *time.Time
+	compression    layer.Compression
+	level          int
+	labels         map[string]string
+	singleSnapshot bool
+	jobs           int
+	log            logrus.FieldLogger
+	httpClient     *http.Client
+	sandbox        sandbox.Sandbox
+	contextDir     string
+	secrets        map[string][]byte
+	rootless       bool
+	ignorePaths    []string
+	runOutput      io.Writer
+}
+
+// Option configures a Builder.
+type Option func(*options)
+
+// WithImageSource sets where base images come from.
+func WithImageSource(s ImageSource) Option { return func(o *options) { o.source = s } }
+
+// WithContext sets the build context (with .dockerignore applied).
+func WithContext(fsys fsview.FS) Option { return func(o *options) { o.context = fsys } }
+
+// WithWorkDir sets the directory for layers, root filesystems and caches.
+func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+
+// WithPlatform sets the target platform (base images are pulled for it).
+func WithPlatform(p v1.Platform) Option { return func(o *options) { o.platform = p } }
+
+// WithReproducible fixes every timestamp kiln writes (layer entries, config,
+// history) to epoch, so identical inputs give an identical digest.
+func WithReproducible(epoch time.Time) Option { return func(o *options) { o.epoch = &epoch } }
+
+// WithCompression sets the compression of new layers.
+func WithCompression(c layer.Compression, level int) Option {
+	return func(o *options) { o.compression, o.level = c, level }
+}
+
+// WithLabels adds labels to the target image (--label).
+func WithLabels(l map[string]string) Option { return func(o *options) { o.labels = l } }
+
+// WithSingleSnapshot makes each stage produce one layer for all its
+// filesystem changes (--single-snapshot).
+func WithSingleSnapshot(b bool) Option { return func(o *options) { o.singleSnapshot = b } }
+
+// WithJobs bounds how many stages build at once (default: CPU count).
+func WithJobs(n int) Option { return func(o *options) { o.jobs = n } }
+
+// WithLogger sets the logger.
+func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
+
+// WithHTTPClient sets the client for ADD of URLs.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithSandbox enables RUN instructions, run in sb. In-place isolation
+// makes "/" the root of every stage, one stage at a time.
+func WithSandbox(sb sandbox.Sandbox) Option { return func(o *options) { o.sandbox = sb } }
+
+// WithContextDir is the build context on disk, for RUN --mount=type=bind.
+func WithContextDir(dir string) Option { return func(o *options) { o.contextDir = dir } }
+
+// WithSecrets provides the values of RUN --mount=type=secret, by id.
+func WithSecrets(secrets map[string][]byte) Option { return func(o *options) { o.secrets = secrets } }
+
+// WithRootless tells the builder that it runs in a user namespace whose id
+// map may lack ids an image uses: such ownership is not kept.
+func WithRootless(b bool) Option { return func(o *options) { o.rootless = b } }
+
+// WithIgnorePaths excludes container paths from every snapshot
+// (--ignore-path).
+func WithIgnorePaths(paths []string) Option { return func(o *options) { o.ignorePaths = paths } }
+
+// WithRunOutput sets where RUN commands' output goes (default: discarded).
+func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
+
+func defaultOptions() options {
+	return options{
+		compression: layer.Gzip,
+		jobs:        runtime.NumCPU(),
+		log:         logrus.StandardLogger(),
+		httpClient:  http.DefaultClient,
+		platform:    v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+	}
+}

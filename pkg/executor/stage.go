@@ -1,0 +1,295 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/pkg/dockerfile"
+	"github.com/kiln-build/kiln/pkg/fsview"
+)
+
+// stageBuilder holds the state of one stage while it builds.
+type stageBuilder struct {
+	b     *Builder
+	stage *dockerfile.Stage
+	log   logrus.FieldLogger
+
+	base   v1.Image    // the image the stage starts from
+	cfg    *configFile // current config, history included
+	layers []v1.Layer  // layers added by this stage
+	lfs    *fsview.LayerFS
+	scope  *dockerfile.Scope
+	oci    bool // new layers use OCI media types
+	cmdSet bool // CMD set in this stage (ENTRYPOINT then keeps it)
+
+	root *rootState // the materialised root filesystem, once a RUN needed it
+
+	runMountTargets []string // excluded from the snapshot of the RUN in progress
+}
+
+// stageResult is a finished stage.
+type stageResult struct {
+	image v1.Image
+	cfg   *configFile
+	scope *dockerfile.Scope
+	lfs   *fsview.LayerFS
+	root  *rootState // nil unless the stage's tree is on disk and kept
+}
+
+// fs returns the finished stage's tree for COPY --from and RUN --mount.
+func (r *stageResult) fs() fsview.FS {
+	if r.root != nil && r.root.kept() {
+		return r.root.fs
+	}
+	return r.lfs
+}
+
+func (r *stageResult) close() {
+	if r.lfs != nil {
+		r.lfs.Close()
+	}
+	if r.root != nil {
+		r.root.release()
+	}
+}
+
+func (b *Builder) buildStage(ctx context.Context, st *dockerfile.Stage) (*stageResult, error) {
+	s := &stageBuilder{b: b, stage: st, log: b.opts.log.WithField("stage", stageName(st))}
+	start := time.Now()
+	if err := s.from(ctx); err != nil {
+		return nil, b.plan.Dockerfile.StageError(st, err)
+	}
+	cmds, err := s.onbuildTriggers()
+	if err != nil {
+		return nil, err
+	}
+	cmds = append(cmds, st.Commands...)
+	for i, cmd := range cmds {
+		if err := s.step(ctx, i+1, len(cmds), cmd); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.finishSnapshot(ctx); err != nil {
+		return nil, err
+	}
+	if st == b.plan.Target && len(b.opts.labels) > 0 {
+		if s.cfg.Config.Labels == nil {
+			s.cfg.Config.Labels = map[string]string{}
+		}
+		for k, v := range b.opts.labels {
+			s.cfg.Config.Labels[k] = v
+		}
+	}
+	s.cfg.Created = v1.Time{Time: s.now()}
+	img, err := assemble(s.base, s.layers, s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: assembling image: %w", stageLabel(st), err)
+	}
+	s.log.Infof("Built stage %s in %s", stageLabel(st), roundDuration(time.Since(start)))
+	res := &stageResult{image: img, cfg: s.cfg, scope: s.scope, lfs: s.lfs, root: s.root}
+	return res, nil
+}
+
+// from starts the stage from scratch, an image or an earlier stage.
+func (s *stageBuilder) from(ctx context.Context) error {
+	st := s.stage
+	switch {
+	case st.BaseStage != nil:
+		parent, err := s.b.wait(ctx, st.BaseStage)
+		if err != nil {
+			return err
+		}
+		s.base, s.cfg, s.lfs = parent.image, parent.cfg.clone(), parent.lfs.Clone()
+		s.scope = parent.scope.Child(st)
+		s.log.Infof("FROM stage %s", stageLabel(st.BaseStage))
+	case strings.EqualFold(st.Base, "scratch"):
+		s.base = empty.Image
+		s.cfg = scratchConfig(s.platform())
+		s.lfs = fsview.NewLayerFS(nil)
+		s.log.Info("FROM scratch")
+	default:
+		start := time.Now()
+		img, err := s.b.pull(ctx, st.Base, st.Platform)
+		if err != nil {
+			return err
+		}
+		if s.cfg, err = readConfig(img); err != nil {
+			return fmt.Errorf("image %q: %w", st.Base, err)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			return fmt.Errorf("image %q: %w", st.Base, err)
+		}
+		s.base = img
+		s.lfs = fsview.NewLayerFS(layers, fsview.WithSpoolDir(s.b.opts.workDir))
+		s.log.Infof("FROM %s (%d layers, %s)", st.Base, len(layers), roundDuration(time.Since(start)))
+	}
+	mt, err := s.base.MediaType()
+	if err != nil {
+		return err
+	}
+	s.oci = mt == types.OCIManifestSchema1
+	if s.scope == nil {
+		s.scope = s.b.plan.NewScope(st, s.cfg.Config.Env)
+	}
+	return nil
+}
+
+// platform is the stage's platform: FROM --platform, else the build's.
+func (s *stageBuilder) platform() v1.Platform {
+	if s.stage.Platform != "" {
+		if p, err := v1.ParsePlatform(s.stage.Platform); err == nil {
+			return *p
+		}
+	}
+	return s.b.opts.platform
+}
+
+// scratchConfig is the config of an empty image for platform p; like
+// BuildKit's it carries the default PATH so RUN works after COPYing a shell.
+func scratchConfig(p v1.Platform) *configFile {
+	cf := &configFile{}
+	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = p.OS, p.Architecture, p.Variant, p.OSVersion
+	cf.RootFS.Type = "layers"
+	cf.Config.Env = []string{"PATH=" + defaultPath}
+	return cf
+}
+
+// defaultPath is the PATH of images built from scratch.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// onbuildTriggers parses the ONBUILD triggers of the base image: they run
+// first in this stage, and are not inherited further.
+func (s *stageBuilder) onbuildTriggers() ([]instructions.Command, error) {
+	triggers := s.cfg.Config.OnBuild
+	s.cfg.Config.OnBuild = nil
+	var cmds []instructions.Command
+	for _, t := range triggers {
+		cmd, err := s.scope.ParseTrigger(t)
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, cmd)
+	}
+	if len(cmds) > 0 {
+		s.log.Infof("Running %d ONBUILD trigger(s) of the base image", len(cmds))
+	}
+	return cmds, nil
+}
+
+// step runs one instruction and logs it with its duration.
+func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.Command) error {
+	start := time.Now()
+	text := instructionText(cmd)
+	if _, isRun := cmd.(*instructions.RunCommand); isRun {
+		s.log.Infof("[%d/%d] %s", n, total, text)
+	}
+	expanded, err := s.scope.ExpandCommand(cmd)
+	if err != nil {
+		return err
+	}
+	if err := s.dispatch(ctx, cmd, expanded); err != nil {
+		return s.b.plan.Dockerfile.CommandError(cmd, err)
+	}
+	took := roundDuration(time.Since(start))
+	s.log.WithFields(logrus.Fields{"step": n, "duration": took.String()}).
+		Infof("[%d/%d] %s (%s)", n, total, text, took)
+	return nil
+}
+
+// dispatch runs an expanded instruction; orig is the instruction as planned.
+func (s *stageBuilder) dispatch(ctx context.Context, orig, cmd instructions.Command) error {
+	switch c := cmd.(type) {
+	case *instructions.CopyCommand:
+		return s.copy(ctx, orig, copyFromCommand(c))
+	case *instructions.AddCommand:
+		return s.copy(ctx, orig, addFromCommand(c))
+	case *instructions.RunCommand:
+		return s.run(ctx, orig.(*instructions.RunCommand), c)
+	case *instructions.WorkdirCommand:
+		return s.workdir(ctx, c)
+	case *instructions.VolumeCommand:
+		return s.volume(ctx, c)
+	case *instructions.ArgCommand:
+		for _, a := range c.Args {
+			if _, err := s.scope.DeclareArg(a); err != nil {
+				return err
+			}
+		}
+		s.addHistory(createdBy(cmd), true)
+		return nil
+	}
+	handled, err := s.applyMetadata(cmd)
+	if err != nil {
+		return err
+	}
+	if !handled {
+		return fmt.Errorf("instruction %s is not supported", strings.ToUpper(cmd.Name()))
+	}
+	s.addHistory(createdBy(cmd), true)
+	return nil
+}
+
+// addHistory records an instruction in the config history.
+func (s *stageBuilder) addHistory(createdBy string, empty bool) {
+	s.cfg.History = append(s.cfg.History, v1.History{
+		Created:    v1.Time{Time: s.now()},
+		CreatedBy:  createdBy,
+		Comment:    historyComment,
+		EmptyLayer: empty,
+	})
+}
+
+// addLayer records a new layer of this stage.
+func (s *stageBuilder) addLayer(l v1.Layer, createdBy string) {
+	s.layers = append(s.layers, l)
+	s.lfs.Append(l)
+	s.addHistory(createdBy, false)
+}
+
+// now is the timestamp for config and history: the epoch when reproducible.
+func (s *stageBuilder) now() time.Time {
+	if s.b.opts.epoch != nil {
+		return *s.b.opts.epoch
+	}
+	return time.Now().UTC()
+}
+
+func stageName(s *dockerfile.Stage) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return fmt.Sprintf("%d", s.Index)
+}
+
+// instructionText is the instruction as written, shortened for logs.
+func instructionText(cmd instructions.Command) string {
+	text := strings.ToUpper(cmd.Name())
+	if s, ok := cmd.(fmt.Stringer); ok {
+		text = s.String()
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if len(text) > 200 {
+		text = text[:197] + "..."
+	}
+	return text
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d > time.Minute:
+		return d.Round(time.Second)
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	default:
+		return d.Round(time.Millisecond)
+	}
+}

@@ -1,0 +1,109 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
+)
+
+// saveVolumes keeps a copy of the declared volumes that exist in root and
+// returns the function that puts them back after a RUN: like Docker's
+// classic builder and buildah, changes a RUN makes inside a volume are
+// discarded. The snapshot ignores volume paths.
+func (s *stageBuilder) saveVolumes(ctx context.Context, root *rootState) (func() error, error) {
+	type saved struct {
+		path  string
+		entry *fsview.Entry
+		copy  string
+	}
+	var all []saved
+	restore := func() error {
+		var errs []error
+		for _, v := range all {
+			errs = append(errs, restoreVolume(ctx, root, v.path, v.entry, v.copy))
+			os.RemoveAll(v.copy)
+		}
+		return errors.Join(errs...)
+	}
+	for _, v := range s.volumePaths() {
+		p, err := fsview.Resolve(root.fs, v, true)
+		if err != nil {
+			return nil, err
+		}
+		e, err := root.fs.Lstat(p)
+		if err != nil || !e.IsDir() {
+			continue // VOLUME created it unless a later step removed it
+		}
+		tmp, err := os.MkdirTemp(s.b.opts.workDir, "volume-")
+		if err != nil {
+			restore()
+			return nil, err
+		}
+		all = append(all, saved{path: p, entry: e, copy: tmp})
+		if err := copyTree(ctx, root.fs, p, tmp, "/"); err != nil {
+			restore()
+			return nil, fmt.Errorf("saving volume %q: %w", v, err)
+		}
+	}
+	return restore, nil
+}
+
+// volumePaths lists the declared volumes (the base image's and this
+// stage's) as resolved container paths.
+func (s *stageBuilder) volumePaths() []string {
+	var out []string
+	for v := range s.cfg.Config.Volumes {
+		p, err := fsview.Resolve(s.fs(), v, true)
+		if err != nil {
+			p = fsview.Clean(v)
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// restoreVolume replaces the content and metadata of the directory p in root
+// with the saved copy.
+func restoreVolume(ctx context.Context, root *rootState, p string, e *fsview.Entry, saved string) error {
+	// The RUN may have replaced parts of p with symlinks: resolve again,
+	// inside the root.
+	host, err := securejoin.SecureJoin(root.dir, p)
+	if err != nil {
+		return err
+	}
+	children, err := os.ReadDir(host)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, c := range children {
+		if err := os.RemoveAll(filepath.Join(host, c.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(host, 0o755); err != nil {
+		return err
+	}
+	savedFS, err := fsview.NewDirFS(saved)
+	if err != nil {
+		return err
+	}
+	if err := copyTree(ctx, savedFS, "/", root.dir, p); err != nil {
+		return fmt.Errorf("restoring volume %q: %w", p, err)
+	}
+	if err := os.Lchown(host, e.UID, e.GID); err != nil {
+		return err
+	}
+	if err := unix.Chmod(host, uint32(fsview.TarMode(e.Mode))); err != nil {
+		return err
+	}
+	return os.Chtimes(host, e.ModTime, e.ModTime)
+}
