@@ -105,6 +105,9 @@ func Stat(fsys FS, name string) (*Entry, error) {
 	return fsys.Lstat(p)
 }
 
+// SplitPath returns the components of a path, without empty and "." ones.
+func SplitPath(p string) []string { return splitPath(p) }
+
 func splitPath(p string) []string {
 	parts := strings.Split(p, "/")
 	out := parts[:0]
