@@ -1,0 +1,44 @@
+# kiln — see README.md. Every target works on a fresh Linux machine with Go.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/kiln-build/kiln/pkg/cli.Version=$(VERSION)
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all build demo test test-deps unit bench conformance lint clean
+
+all: build
+
+## build: static bin/kiln, also runnable as bin/executor (kaniko's name)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kiln ./cmd/kiln
+	ln -sf kiln bin/executor
+
+## demo: the main job — build an example with RUN steps and push it to a local registry
+demo:
+	hack/demo.sh
+
+## test: everything CI runs (installs test packages when root)
+test: test-deps build
+	KILN_BINARY=$(CURDIR)/bin/kiln $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-deps:
+	hack/test-deps.sh
+
+## unit: the fast tests only
+unit:
+	$(GO) test -short ./pkg/...
+
+## bench: benchmarks (speed is measured here, never asserted in tests)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer
+
+## conformance: the Dockerfile corpus in ../shared/conformance, against buildah
+conformance: build
+	hack/conformance.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
