@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/rootfs"
@@ -183,6 +184,11 @@ func (ip *inPlaceRoot) clear(dir string) error {
 		case ip.protected(p):
 		case e.IsDir() && ip.holdsProtected(p):
 			errs = append(errs, ip.clear(p))
+			// Gone unless a protected path really is below it (the
+			// pristine layer puts back a directory the image shipped).
+			if err := os.Remove(p); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EBUSY) {
+				errs = append(errs, err)
+			}
 		default:
 			errs = append(errs, os.RemoveAll(p))
 		}

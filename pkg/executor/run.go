@@ -85,7 +85,7 @@ func (s *stageBuilder) run(ctx context.Context, orig, c *instructions.RunCommand
 		Dir:    dir,
 		UID:    uint32(usr.UID),
 		GID:    uint32(usr.GID),
-		Groups: toUint32(usr.Groups),
+		Groups: supplementaryGroups(usr),
 		Mounts: mounts.sandbox,
 		Stdout: out,
 		Stderr: out,
@@ -322,10 +322,14 @@ func removeEmptyTargets(root *rootState, targets []string) error {
 	return nil
 }
 
-func toUint32(ids []int) []uint32 {
-	out := make([]uint32, len(ids))
-	for i, id := range ids {
-		out[i] = uint32(id)
+// supplementaryGroups are the user's groups as initgroups sets them: the
+// primary group, then the groups that list the user.
+func supplementaryGroups(u *userdb.User) []uint32 {
+	out := []uint32{uint32(u.GID)}
+	for _, g := range u.Groups {
+		if g != u.GID {
+			out = append(out, uint32(g))
+		}
 	}
 	return out
 }
