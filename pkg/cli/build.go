@@ -217,6 +217,9 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	for _, w := range df.Warnings {
 		log.Warn(w)
 	}
+	if df.Syntax != "" {
+		log.Infof("Ignoring the # syntax=%s directive: kiln has its own Dockerfile frontend", df.Syntax)
+	}
 	plan, err := df.Plan(dockerfile.PlanOptions{BuildArgs: buildArgs, Target: f.target, TargetPlatform: platform})
 	if err != nil {
 		return err
