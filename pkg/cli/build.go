@@ -177,17 +177,20 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	if err != nil {
 		return err
 	}
-	mode, reason, err := sandbox.Resolve(mode, f.force)
-	if err != nil {
-		return err
-	}
-	if mode == sandbox.ModeRootless {
+	// Isolation is decided before the context is read: rootless isolation
+	// re-executes kiln in a user namespace, which must happen before stdin
+	// is consumed. A Dockerfile without RUN needs none, so failing to find
+	// one only matters once the plan shows RUN instructions.
+	mode, reason, isolationErr := sandbox.Resolve(mode, f.force)
+	if isolationErr == nil && mode == sandbox.ModeRootless {
 		// Re-executes kiln in a user namespace; returns in the new process.
 		if err := sandbox.EnterUserNamespace(); err != nil {
 			return err
 		}
 	}
-	log.Infof("Isolation %s: %s", mode, reason)
+	if isolationErr == nil {
+		log.Infof("Isolation %s: %s", mode, reason)
+	}
 
 	kilnDir, removeKilnDir, err := prepareKilnDir(f.kilnDir)
 	if err != nil {
@@ -227,16 +230,18 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	if len(plan.UnusedBuildArgs) > 0 {
 		log.Warnf("Build arguments not consumed by any ARG: %s", strings.Join(plan.UnusedBuildArgs, ", "))
 	}
+	if isolationErr != nil {
+		if executor.NeedsRoot(plan, f.singleSnapshot) {
+			return fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", isolationErr)
+		}
+		log.Infof("No isolation for RUN is available (%v): fine, this Dockerfile has no RUN", isolationErr)
+	}
 
 	regOpts, err := registryOptions(f, filepath.Join(kilnDir, "blobs"), log)
 	if err != nil {
 		return err
 	}
 	reg, err := registry.New(regOpts...)
-	if err != nil {
-		return err
-	}
-	sb, err := sandbox.New(mode, sandbox.WithWorkDir(workDir), sandbox.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -251,7 +256,6 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 		executor.WithSingleSnapshot(f.singleSnapshot),
 		executor.WithJobs(f.jobs),
 		executor.WithLogger(log),
-		executor.WithSandbox(sb),
 		executor.WithSecrets(secrets),
 		executor.WithRootless(mode == sandbox.ModeRootless),
 		executor.WithIgnorePaths(ignorePaths(f, mode)),
@@ -259,6 +263,13 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	}
 	if epoch != nil {
 		opts = append(opts, executor.WithReproducible(*epoch))
+	}
+	if isolationErr == nil {
+		sb, err := sandbox.New(mode, sandbox.WithWorkDir(workDir), sandbox.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, executor.WithSandbox(sb))
 	}
 	b, err := executor.New(plan, opts...)
 	if err != nil {

@@ -183,17 +183,21 @@ func (b *Builder) close() {
 	}
 }
 
-// needsRoot reports whether any stage runs a command (or takes a single
-// snapshot), so that a root filesystem must be materialised.
-func (b *Builder) needsRoot() bool {
-	for _, s := range b.plan.Stages {
+// needsRoot reports whether any stage must materialise a root filesystem.
+func (b *Builder) needsRoot() bool { return NeedsRoot(b.plan, b.opts.singleSnapshot) }
+
+// NeedsRoot reports whether building plan materialises a root filesystem:
+// a stage runs a command, or takes a single snapshot. (RUN instructions in
+// a base image's ONBUILD triggers are only known once it is pulled.)
+func NeedsRoot(plan *dockerfile.Plan, singleSnapshot bool) bool {
+	for _, s := range plan.Stages {
 		for _, c := range s.Commands {
 			if _, ok := c.(*instructions.RunCommand); ok {
 				return true
 			}
 		}
 	}
-	return b.opts.singleSnapshot
+	return singleSnapshot
 }
 
 // inPlaceProtected lists what in-place isolation must leave alone besides
