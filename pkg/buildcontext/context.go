@@ -10,16 +10,19 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
 )
 
 // Context is an opened build context.
 type Context struct {
+	// spec is the spec Open was given, without credentials, for messages.
 	spec string
 	dir  string
-	// extracted is the directory Open extracted an archive into, removed by
-	// Close; "" for a directory context, which is never removed.
+	// extracted is the directory Open extracted an archive or cloned a
+	// repository into, removed by Close; "" for a directory context, which
+	// is never removed.
 	extracted string
 	base      *fsview.DirFS
 	fs        fsview.FS
@@ -32,6 +35,8 @@ type options struct {
 	subPath string
 	workDir string
 	stdin   io.Reader
+	git     GitOptions
+	log     logrus.FieldLogger
 }
 
 // WithSubPath uses the directory sub of the context as the context
@@ -39,12 +44,19 @@ type options struct {
 // resolved inside the context.
 func WithSubPath(sub string) Option { return func(o *options) { o.subPath = sub } }
 
-// WithWorkDir sets where archive contexts are extracted (the system's
-// temporary directory by default).
+// WithWorkDir sets where archive contexts are extracted, downloaded and
+// cloned (the system's temporary directory by default).
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
 
 // WithStdin sets what "tar://stdin" reads (os.Stdin by default).
 func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
+
+// WithGit configures how git contexts are fetched (see GitOptions).
+func WithGit(g GitOptions) Option { return func(o *options) { o.git = g } }
+
+// WithLogger sets where progress is logged (logrus's standard logger by
+// default).
+func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
 
 // Open opens the build context spec:
 //
@@ -52,23 +64,31 @@ func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
 //	tar://path          a tar archive, plain or compressed with gzip, bzip2,
 //	                    xz or zstd (detected from its content)
 //	tar://stdin         such an archive read from standard input
+//	git://HOST/PATH[#REF[#COMMIT]]
+//	                    a git repository, fetched over https (see GitOptions)
+//	https://HOST/PATH.git[#REF[#COMMIT]], http://...
+//	                    a git repository: the URL's path ends in ".git"
+//	https://HOST/PATH, http://...
+//	                    any other URL: a tar archive, plain or compressed,
+//	                    downloaded
 //
-// Archives are extracted into a new directory of the work directory, which
-// Close removes. Errors name the spec.
+// Archives are extracted, and repositories cloned, into a new directory of
+// the work directory, which Close removes. Errors name the spec, without the
+// credentials a URL may hold.
 func Open(ctx context.Context, spec string, opts ...Option) (*Context, error) {
-	o := options{stdin: os.Stdin}
+	o := options{stdin: os.Stdin, log: logrus.StandardLogger()}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	c, err := open(ctx, spec, o)
 	if err != nil {
-		return nil, fmt.Errorf("build context %q: %w", spec, err)
+		return nil, fmt.Errorf("build context %q: %w", redactSpec(spec), err)
 	}
 	return c, nil
 }
 
 func open(ctx context.Context, spec string, o options) (*Context, error) {
-	c := &Context{spec: spec}
+	c := &Context{spec: redactSpec(spec)}
 	switch scheme, rest := splitScheme(spec); scheme {
 	case "", "dir":
 		if rest == "" {
@@ -87,12 +107,23 @@ func open(ctx context.Context, spec string, o options) (*Context, error) {
 		if rest == "" {
 			return nil, errors.New("no archive given (tar://PATH or tar://stdin)")
 		}
-		if err := c.extract(ctx, rest, o); err != nil {
+		if err := c.extractFile(ctx, rest, o); err != nil {
+			c.Close()
+			return nil, err
+		}
+	case "git", "http", "https":
+		var err error
+		if scheme == "git" || isGitURL(rest) {
+			err = c.clone(ctx, scheme, rest, o)
+		} else {
+			err = c.download(ctx, scheme+"://"+rest, o)
+		}
+		if err != nil {
 			c.Close()
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("unsupported scheme %q: use a directory, dir://PATH, tar://PATH or tar://stdin", scheme)
+		return nil, fmt.Errorf("unsupported scheme %q: use a directory, dir://PATH, tar://PATH, tar://stdin, git://, http:// or https://", scheme)
 	}
 	if err := c.finish(o.subPath); err != nil {
 		c.Close()
@@ -116,11 +147,29 @@ func splitScheme(spec string) (scheme, rest string) {
 	return strings.ToLower(spec[:i]), spec[i+3:]
 }
 
-func (c *Context) extract(ctx context.Context, src string, o options) error {
-	var r io.Reader
-	if src == "stdin" {
-		r = o.stdin
-	} else {
+// redactSpec removes the credentials a URL spec may hold
+// ("git://TOKEN@host/...", "https://user:password@host/..."), so that
+// messages can name it.
+func redactSpec(spec string) string {
+	scheme, rest := splitScheme(spec)
+	if scheme == "" || scheme == "dir" || scheme == "tar" {
+		return spec
+	}
+	hostEnd := strings.IndexAny(rest, "/?#")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
+	}
+	at := strings.LastIndex(rest[:hostEnd], "@")
+	if at < 0 {
+		return spec
+	}
+	return spec[:len(spec)-len(rest)] + rest[at+1:]
+}
+
+// extractFile extracts the archive at path src, or standard input.
+func (c *Context) extractFile(ctx context.Context, src string, o options) error {
+	r := o.stdin
+	if src != "stdin" {
 		f, err := os.Open(src)
 		if err != nil {
 			return err
@@ -128,17 +177,33 @@ func (c *Context) extract(ctx context.Context, src string, o options) error {
 		defer f.Close()
 		r = f
 	}
-	dir, err := os.MkdirTemp(o.workDir, "kiln-context-")
+	return c.extract(ctx, r, o)
+}
+
+// extract extracts the archive r into a new directory of the work
+// directory, which becomes the context.
+func (c *Context) extract(ctx context.Context, r io.Reader, o options) error {
+	dir, err := c.newDir(o)
 	if err != nil {
-		return fmt.Errorf("creating the extraction directory: %w", err)
+		return err
 	}
-	c.extracted, c.dir = dir, dir
 	rd, err := decompress(r)
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
 	return extractTar(ctx, rd, dir)
+}
+
+// newDir creates the directory, removed by Close, that an archive is
+// extracted or a repository cloned into.
+func (c *Context) newDir(o options) (string, error) {
+	dir, err := os.MkdirTemp(o.workDir, "kiln-context-")
+	if err != nil {
+		return "", fmt.Errorf("creating the context directory: %w", err)
+	}
+	c.extracted, c.dir = dir, dir
+	return dir, nil
 }
 
 // finish applies the sub-path and checks the result is a directory.

@@ -55,7 +55,7 @@ func TestOpenErrors(t *testing.T) {
 		{"dir://", nil, "no directory given"},
 		{"tar://", nil, "no archive given"},
 		{"tar://" + filepath.Join(dir, "missing.tar"), nil, "no such file or directory"},
-		{"git://github.com/x/y.git", nil, `unsupported scheme "git"`},
+		{"ftp://host/context.tar", nil, `unsupported scheme "ftp"`},
 		{dir, []Option{WithSubPath("missing")}, `context sub-path "missing"`},
 		{dir, []Option{WithSubPath("file")}, `context sub-path "file" is not a directory`},
 	} {
@@ -105,6 +105,24 @@ func TestOpenSubPath(t *testing.T) {
 		}
 		if want := filepath.Join(dir, outside); c.Dir() != want {
 			t.Errorf("sub-path %q opened %q, want %q", sub, c.Dir(), want)
+		}
+	}
+}
+
+func TestRedactSpec(t *testing.T) {
+	for spec, want := range map[string]string{
+		"/srv/ctx":             "/srv/ctx",
+		"dir:///srv/user@host": "dir:///srv/user@host",
+		"tar://user@host.tar":  "tar://user@host.tar",
+		"git://TOKEN@github.com/org/repo.git#main":  "git://github.com/org/repo.git#main",
+		"https://u:p@host:8443/repo.git#a#b":        "https://host:8443/repo.git#a#b",
+		"https://host/@scope/ctx.tar.gz":            "https://host/@scope/ctx.tar.gz",
+		"https://u:p@host?x=a@b":                    "https://host?x=a@b",
+		"https://host/ctx.tar.gz":                   "https://host/ctx.tar.gz",
+		"HTTPS://user:p%40ss@host/ctx.tar.gz#frag@": "HTTPS://host/ctx.tar.gz#frag@",
+	} {
+		if got := redactSpec(spec); got != want {
+			t.Errorf("redactSpec(%q) = %q, want %q", spec, got, want)
 		}
 	}
 }

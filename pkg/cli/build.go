@@ -27,6 +27,7 @@ import (
 // buildFlags are the values of `kiln build`'s flags.
 type buildFlags struct {
 	context, contextSubPath, dockerfile string
+	git                                 []string
 	destinations, buildArgs, labels     []string
 	target                              string
 	noPush                              bool
@@ -73,8 +74,9 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
-	fl.StringVarP(&f.context, "context", "c", "", `build context: a directory ("dir://" optional), "tar://PATH" (tar, optionally compressed) or "tar://stdin" (default: the current directory)`)
+	fl.StringVarP(&f.context, "context", "c", "", `build context: a directory ("dir://" optional), "tar://PATH" (tar, optionally compressed), "tar://stdin", a git repository "git://HOST/PATH[#REF[#COMMIT]]" or "https://HOST/PATH.git[#REF[#COMMIT]]", or any other "https://" URL of a tar archive (default: the current directory)`)
 	fl.StringVar(&f.contextSubPath, "context-sub-path", "", "use this sub-directory of the context as the context")
+	fl.StringArrayVar(&f.git, "git", nil, "git context option KEY=VALUE, repeatable or comma-separated: branch=NAME, single-branch=false (fetch every branch), depth=N (commits of history, 0 for all; default 1), recurse-submodules=true, insecure-skip-tls=true; credentials come from GIT_USERNAME and GIT_PASSWORD, or GIT_TOKEN")
 	fl.StringVarP(&f.dockerfile, "dockerfile", "f", "Dockerfile", `Dockerfile: absolute, relative to the context, or "-" for stdin`)
 	fl.StringArrayVarP(&f.destinations, "destination", "d", nil, "image reference to push to (repeatable)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build argument NAME=VALUE, or NAME to take the value from the environment (repeatable)")
@@ -294,11 +296,72 @@ func openContext(ctx context.Context, f *buildFlags, workDir string) (*buildcont
 	if spec == "" {
 		spec = "."
 	}
-	opts := []buildcontext.Option{buildcontext.WithWorkDir(workDir), buildcontext.WithStdin(os.Stdin)}
+	gitOpts, err := gitOptions(f.git)
+	if err != nil {
+		return nil, err
+	}
+	opts := []buildcontext.Option{buildcontext.WithWorkDir(workDir), buildcontext.WithStdin(os.Stdin), buildcontext.WithGit(gitOpts)}
 	if f.contextSubPath != "" {
 		opts = append(opts, buildcontext.WithSubPath(f.contextSubPath))
 	}
 	return buildcontext.Open(ctx, spec, opts...)
+}
+
+// gitOptions reads kaniko's --git KEY=VALUE options and GIT_* environment
+// variables. Unlike kaniko, which ignores unknown keys and takes the rest of
+// a comma-separated value as the branch, it accepts the form its help shows
+// ("branch=x,single-branch=true") and rejects unknown keys.
+func gitOptions(values []string) (buildcontext.GitOptions, error) {
+	g := buildcontext.GitOptions{
+		Username: os.Getenv("GIT_USERNAME"),
+		Password: os.Getenv("GIT_PASSWORD"),
+		Token:    os.Getenv("GIT_TOKEN"),
+	}
+	switch m := os.Getenv("GIT_PULL_METHOD"); m {
+	case "", "https":
+	case "http":
+		g.PlainHTTP = true
+	default:
+		return g, fmt.Errorf("invalid GIT_PULL_METHOD %q: use https or http", m)
+	}
+	for _, v := range values {
+		for _, kv := range strings.Split(v, ",") {
+			key, val, ok := strings.Cut(kv, "=")
+			if !ok {
+				return g, fmt.Errorf("invalid --git %q: want KEY=VALUE", kv)
+			}
+			var err error
+			switch key {
+			case "branch":
+				g.Branch = val
+			case "single-branch":
+				var single bool
+				single, err = strconv.ParseBool(val)
+				g.AllBranches = !single
+			case "depth":
+				var n int
+				if n, err = strconv.Atoi(val); err == nil && n < 0 {
+					err = errors.New("a depth is 0 (the whole history) or more")
+				}
+				g.Depth = n
+				if n == 0 {
+					// 0 is no limit, as in kaniko's depth option;
+					// kiln's default, 1, is GitOptions' zero value.
+					g.Depth = -1
+				}
+			case "recurse-submodules":
+				g.RecurseSubmodules, err = strconv.ParseBool(val)
+			case "insecure-skip-tls":
+				g.InsecureSkipTLS, err = strconv.ParseBool(val)
+			default:
+				return g, fmt.Errorf("unknown --git option %q: use branch, single-branch, depth, recurse-submodules or insecure-skip-tls", key)
+			}
+			if err != nil {
+				return g, fmt.Errorf("invalid --git %q: %w", kv, err)
+			}
+		}
+	}
+	return g, nil
 }
 
 // readDockerfile reads the Dockerfile: "-" is stdin, an absolute path is

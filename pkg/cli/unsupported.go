@@ -19,7 +19,6 @@ var unsupportedFlags = map[string]string{
 	"cache-run-layers":                 "layer caching",
 	"compressed-caching":               "layer caching",
 	"no-push-cache":                    "layer caching",
-	"git":                              "git build contexts",
 	"registry-mirror":                  "registry mirrors",
 	"registry-map":                     "registry mirrors",
 	"skip-default-registry-fallback":   "registry mirrors",
