@@ -12,6 +12,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/kiln-build/kiln/pkg/compression"
 	"github.com/kiln-build/kiln/pkg/fsview"
 )
 
@@ -187,7 +188,7 @@ func (c *Context) extract(ctx context.Context, r io.Reader, o options) error {
 	if err != nil {
 		return err
 	}
-	rd, err := decompress(r)
+	rd, _, err := compression.Decompress(r)
 	if err != nil {
 		return err
 	}

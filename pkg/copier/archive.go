@@ -2,28 +2,14 @@ package copier
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
+	"github.com/kiln-build/kiln/pkg/compression"
 	"github.com/kiln-build/kiln/pkg/fsview"
-)
-
-// Magic numbers of the compressions ADD understands.
-var (
-	gzipMagic  = []byte{0x1f, 0x8b}
-	bzip2Magic = []byte("BZh")
-	xzMagic    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
-	zstdMagic  = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
 // openArchive recognises a tar archive, plain or compressed, by its content
@@ -32,39 +18,17 @@ var (
 // decompressor. Anything else (a compressed file that is not a tar, an empty
 // file) is reported as not an archive and is copied as it is.
 func openArchive(r io.Reader) (tr *tar.Reader, first *tar.Header, release func(), ok bool) {
-	br := bufio.NewReader(r)
-	magic, _ := br.Peek(len(xzMagic))
-	var dr io.Reader = br
-	release = func() {}
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		g, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, nil, false
-		}
-		dr, release = g, func() { g.Close() }
-	case bytes.HasPrefix(magic, bzip2Magic):
-		dr = bzip2.NewReader(br)
-	case bytes.HasPrefix(magic, xzMagic):
-		x, err := xz.NewReader(br)
-		if err != nil {
-			return nil, nil, nil, false
-		}
-		dr = x
-	case bytes.HasPrefix(magic, zstdMagic):
-		z, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, nil, false
-		}
-		dr, release = z, z.Close
-	}
-	tr = tar.NewReader(dr)
-	first, err := tr.Next()
+	dr, _, err := compression.Decompress(r)
 	if err != nil {
-		release()
 		return nil, nil, nil, false
 	}
-	return tr, first, release, true
+	tr = tar.NewReader(dr)
+	first, err = tr.Next()
+	if err != nil {
+		dr.Close()
+		return nil, nil, nil, false
+	}
+	return tr, first, func() { dr.Close() }, true
 }
 
 // extract copies the entries of the archive s into the destination
