@@ -30,6 +30,9 @@ func (s *stageBuilder) run(ctx context.Context, orig, c *instructions.RunCommand
 	if s.b.opts.sandbox == nil {
 		return errors.New("RUN needs an isolation mode (see --isolation)")
 	}
+	if err := checkEmulation(s.cfg.Architecture, binfmtDir); err != nil {
+		return err
+	}
 	root, err := s.materialize(ctx)
 	if err != nil {
 		return err
