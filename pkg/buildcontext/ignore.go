@@ -180,6 +180,16 @@ func (f *ignoreFS) raw(name string) (*fsview.Entry, error) {
 	return v, nil
 }
 
+// Excluded reports whether name exists in the context but the ignore file
+// hides it, so that "not found" errors can say why.
+func (f *ignoreFS) Excluded(name string) bool {
+	if _, err := f.base.Lstat(name); err != nil {
+		return false
+	}
+	_, err := f.Lstat(name)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
 // view returns e as the view shows it: nil when hidden, a new directory in
 // place of an excluded one kept for re-included descendants.
 func (f *ignoreFS) view(e *fsview.Entry) (*fsview.Entry, error) {

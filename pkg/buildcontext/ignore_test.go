@@ -77,6 +77,10 @@ func TestDockerignoreCopyIgnoredFails(t *testing.T) {
 	c := openDir(t, map[string]string{".dockerignore": exceptionsIgnore, "test1.txt": "1", "test2.txt": "2"})
 	wantHidden(t, c.FS(), "/test1.txt")
 	wantListing(t, c.FS(), "/test2.txt")
+	ex := c.FS().(interface{ Excluded(string) bool })
+	if !ex.Excluded("/test1.txt") || ex.Excluded("/test2.txt") || ex.Excluded("/missing") {
+		t.Error("Excluded must be true only for existing files the ignore file hides")
+	}
 }
 
 func TestDockerignoreNestedException(t *testing.T) {

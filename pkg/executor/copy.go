@@ -2,7 +2,9 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -77,6 +79,9 @@ func (s *stageBuilder) copy(ctx context.Context, orig instructions.Command, spec
 	res, err := copier.Copy(ctx, req, w)
 	if err != nil {
 		w.Abort()
+		if fromContext {
+			return explainExcluded(err, src, spec.sources)
+		}
 		return err
 	}
 	l, err := w.Commit()
@@ -85,6 +90,26 @@ func (s *stageBuilder) copy(ctx context.Context, orig instructions.Command, spec
 	}
 	s.log.Debugf("copied %d files (%d bytes) to %s", res.Files, res.Bytes, strings.Join(res.Paths, ", "))
 	return s.commitLayer(ctx, l, createdBy(spec.cmd))
+}
+
+// excluder is implemented by a build context with a .dockerignore.
+type excluder interface {
+	Excluded(name string) bool
+}
+
+// explainExcluded adds to a "not found" error that the source exists but
+// .dockerignore excludes it.
+func explainExcluded(err error, src fsview.FS, sources []string) error {
+	ex, ok := src.(excluder)
+	if !ok || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, s := range sources {
+		if ex.Excluded(fsview.Clean(s)) {
+			return fmt.Errorf("%w (%q is excluded by .dockerignore)", err, s)
+		}
+	}
+	return err
 }
 
 // copySource returns the tree COPY reads from: the build context, or the
