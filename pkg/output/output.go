@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -172,11 +173,17 @@ func writeFile(path, content string) error {
 }
 
 // atomicWrite lets write fill a temporary file next to path, then renames it
-// over path.
+// over path. Where that cannot be done and path already exists — a file
+// bind-mounted into a container, like Kubernetes' /dev/termination-log (the
+// kaniko idiom --digest-file=/dev/termination-log), or a writable file in a
+// read-only directory — it is written in place instead.
 func atomicWrite(path string, write func(tmp string) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
+		if exists(path) {
+			return write(path)
+		}
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
 	tmp := f.Name()
@@ -191,7 +198,16 @@ func atomicWrite(path string, write func(tmp string) error) error {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
+		if errors.Is(err, syscall.EBUSY) {
+			// path is a mount point: it cannot be replaced, only written.
+			return write(path)
+		}
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
 	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

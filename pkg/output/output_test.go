@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -117,5 +118,32 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (&Spec{NoPush: true}).Validate(); err != nil {
 		t.Errorf("--no-push alone: %v", err)
+	}
+}
+
+// A digest file that is a mount point (Kubernetes' /dev/termination-log)
+// cannot be replaced by a rename: it is written in place.
+func TestDigestFileOnAMountPoint(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to bind-mount a file")
+	}
+	dir := t.TempDir()
+	target, src := filepath.Join(dir, "termination-log"), filepath.Join(t.TempDir(), "backing")
+	for _, p := range []string{target, src} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mount(src, target, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	defer syscall.Unmount(target, syscall.MNT_DETACH)
+	img, _ := random.Image(64, 1)
+	if err := Write(context.Background(), img, &Spec{NoPush: true, DigestFile: target}, nil, logrus.New()); err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := img.Digest()
+	if b, _ := os.ReadFile(src); string(b) != digest.String() {
+		t.Fatalf("the mounted file holds %q, want %s", b, digest)
 	}
 }
