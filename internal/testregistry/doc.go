@@ -2,9 +2,12 @@
 // Docker's registry and Harbor's) in the test process, on 127.0.0.1 with a
 // random port and storage in a temporary directory.
 //
-// Variants compose: plain HTTP, TLS with a generated CA (WithTLS), htpasswd
-// basic auth (WithBasicAuth) and Harbor-style bearer tokens (WithTokenAuth),
-// whose token service shares the registry's host:port as in Harbor.
+// Variants compose: plain HTTP, TLS with a generated CA (WithTLS), client
+// certificates (WithClientCertAuth), htpasswd basic auth (WithBasicAuth) and
+// Harbor-style bearer tokens (WithTokenAuth, with restricted accounts from
+// WithTokenAccount), whose token service shares the registry's host:port as
+// in Harbor. WithProjects, WithImmutableTags and WithForbiddenDenials add
+// the Harbor and SWR behaviours plain distribution lacks.
 //
 // distribution logs through logrus's standard logger and cannot be given
 // another one. It logs every request at info level and every 404 at error

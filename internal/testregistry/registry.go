@@ -3,6 +3,7 @@ package testregistry
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -41,8 +42,12 @@ type Registry struct {
 	// DockerConfigDir holds a config.json with User's credentials for Host
 	// when auth is on (usable as DOCKER_CONFIG), "" otherwise.
 	DockerConfigDir string
+	// ClientCertFile and ClientKeyFile are, with WithClientCertAuth, a
+	// client certificate the registry accepts and its key (PEM).
+	ClientCertFile, ClientKeyFile string
 
 	tokens    *tokenService
+	harbor    *harborRules
 	transport *http.Transport // for RemoteOptions
 
 	mu       sync.Mutex
@@ -53,6 +58,7 @@ type Registry struct {
 type Request struct {
 	Method    string
 	Path      string
+	Query     string // the raw query: "mount=sha256:...&from=team/base"
 	UserAgent string
 }
 
@@ -66,8 +72,11 @@ const (
 
 type options struct {
 	tls            bool
+	clientCerts    bool
 	auth           authKind
 	user, password string
+	accounts       map[string]account // besides user, with token auth
+	harbor         harborRules
 }
 
 // Option configures a Registry.
@@ -92,6 +101,44 @@ func WithBasicAuth(user, password string) Option {
 // implies TLS.
 func WithTokenAuth(user, password string) Option {
 	return func(o *options) { o.auth, o.user, o.password, o.tls = tokenAuth, user, password, true }
+}
+
+// WithTokenAccount adds, with WithTokenAuth, an account that may do only
+// actions (such as "pull", "push") on the repositories under project, like
+// a Harbor robot account; its name may hold "$" ("robot$team+ci").
+func WithTokenAccount(user, password, project string, actions ...string) Option {
+	return func(o *options) {
+		if o.accounts == nil {
+			o.accounts = map[string]account{}
+		}
+		o.accounts[user] = account{password: password, prefix: project, actions: actions}
+	}
+}
+
+// WithClientCertAuth requires TLS client certificates signed by the
+// registry's CA (see Registry.ClientCertFile); implies TLS.
+func WithClientCertAuth() Option {
+	return func(o *options) { o.clientCerts, o.tls = true, true }
+}
+
+// WithProjects makes the registry hold repositories only under these
+// projects, as Harbor does (Huawei SWR calls them organizations): a request
+// for a repository elsewhere is answered 404 NOT_FOUND.
+func WithProjects(projects ...string) Option {
+	return func(o *options) { o.harbor.projects = append(o.harbor.projects, projects...) }
+}
+
+// WithImmutableTags refuses to move an existing tag, with Harbor's 412
+// answer and message.
+func WithImmutableTags() Option {
+	return func(o *options) { o.harbor.immutable = true }
+}
+
+// WithForbiddenDenials answers 403 DENIED, as Huawei SWR and Harbor 1.x do,
+// to an authenticated caller the registry refuses (distribution answers
+// 401 with an "insufficient_scope" challenge). Needs WithTokenAuth.
+func WithForbiddenDenials() Option {
+	return func(o *options) { o.harbor.forbidden = true }
 }
 
 const (
@@ -133,7 +180,11 @@ func Start(t testing.TB, opts ...Option) *Registry {
 			"path":  writeHtpasswd(t, dir, o.user, o.password),
 		}}
 	case tokenAuth:
-		ts, jwks, err := newTokenService(tokenIssuer, tokenServiceName, o.user, o.password)
+		accounts := map[string]account{o.user: {password: o.password}}
+		for u, a := range o.accounts {
+			accounts[u] = a
+		}
+		ts, jwks, err := newTokenService(tokenIssuer, tokenServiceName, accounts)
 		if err != nil {
 			t.Fatalf("testregistry: token service: %v", err)
 		}
@@ -157,7 +208,10 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	}
 
 	app := handlers.NewApp(context.Background(), cfg)
-	mux.Handle("/", app)
+	r.harbor = &o.harbor
+	r.harbor.tags = map[string]bool{}
+	r.harbor.tokens = r.tokens
+	mux.Handle("/", r.harbor.wrap(app))
 
 	conns := &connTracker{fresh: map[net.Conn]struct{}{}}
 	srv := &http.Server{
@@ -168,8 +222,9 @@ func Start(t testing.TB, opts ...Option) *Registry {
 		ConnState: conns.track,
 	}
 	var (
-		served net.Listener = ln
-		caPEM  []byte
+		served     net.Listener = ln
+		caPEM      []byte
+		clientCert *tls.Certificate
 	)
 	if o.tls {
 		ca, err := newCA()
@@ -185,9 +240,27 @@ func Start(t testing.TB, opts ...Option) *Registry {
 			t.Fatalf("testregistry: %v", err)
 		}
 		caPEM = ca.certPEM
-		served = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if o.clientCerts {
+			pair, certPEM, keyPEM, err := ca.clientCert()
+			if err != nil {
+				t.Fatalf("testregistry: %v", err)
+			}
+			r.ClientCertFile, r.ClientKeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+			if err := os.WriteFile(r.ClientCertFile, certPEM, 0o644); err != nil {
+				t.Fatalf("testregistry: %v", err)
+			}
+			if err := os.WriteFile(r.ClientKeyFile, keyPEM, 0o600); err != nil {
+				t.Fatalf("testregistry: %v", err)
+			}
+			clientCert = &pair
+			tlsConfig.ClientCAs = x509.NewCertPool()
+			tlsConfig.ClientCAs.AddCert(ca.cert)
+			tlsConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		served = tls.NewListener(ln, tlsConfig)
 	}
-	r.transport = clientTransport(caPEM)
+	r.transport = clientTransport(caPEM, clientCert)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -222,6 +295,17 @@ func (r *Registry) Requests() []Request {
 	return append([]Request(nil), r.requests...)
 }
 
+// TokenScopes returns the scopes asked of the token service so far, in
+// order ("repository:team/app:pull,push").
+func (r *Registry) TokenScopes() []string {
+	if r.tokens == nil {
+		return nil
+	}
+	r.tokens.mu.Lock()
+	defer r.tokens.mu.Unlock()
+	return append([]string(nil), r.tokens.scopes...)
+}
+
 // TokensIssued is the number of bearer tokens the token service handed out
 // (0 without token auth): each is one auth round trip.
 func (r *Registry) TokensIssued() int64 {
@@ -234,7 +318,7 @@ func (r *Registry) TokensIssued() int64 {
 func (r *Registry) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, UserAgent: req.UserAgent()})
+		r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery, UserAgent: req.UserAgent()})
 		r.mu.Unlock()
 		next.ServeHTTP(w, req)
 	})

@@ -229,12 +229,18 @@ func TestStoppedAtCleanup(t *testing.T) {
 	}
 }
 
-func pushRandom(t *testing.T, reg *Registry, repoTag string) v1.Image {
+func randomImage(t *testing.T) v1.Image {
 	t.Helper()
 	img, err := random.Image(1024, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return img
+}
+
+func pushRandom(t *testing.T, reg *Registry, repoTag string) v1.Image {
+	t.Helper()
+	img := randomImage(t)
 	if err := remote.Write(ref(t, reg, repoTag), img, reg.RemoteOptions()...); err != nil {
 		t.Fatalf("pushing %s: %v", repoTag, err)
 	}

@@ -20,13 +20,17 @@ func (r *Registry) RemoteOptions() []remote.Option {
 	return opts
 }
 
-// clientTransport trusts caPEM, or the system roots when it is nil.
-func clientTransport(caPEM []byte) *http.Transport {
+// clientTransport trusts caPEM, or the system roots when it is nil, and
+// presents cert when it is not nil.
+func clientTransport(caPEM []byte, cert *tls.Certificate) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if caPEM != nil {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		if cert != nil {
+			tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+		}
 	}
 	return tr
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,17 +33,35 @@ const (
 // signed by a key generated for it, the only key the registry trusts.
 type tokenService struct {
 	issuer, service string
-	user, password  string
+	accounts        map[string]account // user -> account
 	signer          jose.Signer
 	issued          atomic.Int64
 
 	mu            sync.Mutex
 	refreshTokens map[string]string // refresh token -> user
+	subjects      map[string]string // issued token -> user, "" for anonymous
+	scopes        []string          // every scope asked for, in order
+}
+
+// account is a user of the token service and what it may do: every action
+// on every repository when prefix and actions are empty, else the actions
+// on the repositories under prefix.
+type account struct {
+	password string
+	prefix   string
+	actions  []string
+}
+
+func (a account) allows(typ, name, action string) bool {
+	if a.prefix == "" && a.actions == nil {
+		return true
+	}
+	return typ == "repository" && strings.HasPrefix(name, a.prefix+"/") && slices.Contains(a.actions, action)
 }
 
 // newTokenService returns the service and the JWKS file content (its public
 // key) for the registry's token access controller.
-func newTokenService(issuer, service, user, password string) (*tokenService, []byte, error) {
+func newTokenService(issuer, service string, accounts map[string]account) (*tokenService, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating signing key: %w", err)
@@ -65,10 +84,10 @@ func newTokenService(issuer, service, user, password string) (*tokenService, []b
 	return &tokenService{
 		issuer:        issuer,
 		service:       service,
-		user:          user,
-		password:      password,
+		accounts:      accounts,
 		signer:        signer,
 		refreshTokens: map[string]string{},
+		subjects:      map[string]string{},
 	}, jwks, nil
 }
 
@@ -115,6 +134,9 @@ func (s *tokenService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, terr)
 		return
 	}
+	s.mu.Lock()
+	s.scopes = append(s.scopes, req.scopes...)
+	s.mu.Unlock()
 
 	now := time.Now()
 	signed, err := s.sign(req.subject, s.grant(req.subject, req.scopes), now)
@@ -131,6 +153,9 @@ func (s *tokenService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.refresh {
 		resp.RefreshToken = s.newRefreshToken(req.subject)
 	}
+	s.mu.Lock()
+	s.subjects[signed] = req.subject
+	s.mu.Unlock()
 	s.issued.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -185,13 +210,22 @@ func badCredentials() *tokenError {
 }
 
 func (s *tokenService) valid(user, password string) bool {
-	u := subtle.ConstantTimeCompare([]byte(user), []byte(s.user))
-	p := subtle.ConstantTimeCompare([]byte(password), []byte(s.password))
-	return u&p == 1
+	a, ok := s.accounts[user]
+	return ok && subtle.ConstantTimeCompare([]byte(password), []byte(a.password)) == 1
 }
 
-// grant applies the policy: the user gets every action asked for, anonymous
-// callers get pull on repositories under "public/" and nothing else.
+// subject is the user a token was issued to: "" for an anonymous token,
+// ok false for a token this service did not issue.
+func (s *tokenService) subject(token string) (user string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	user, ok = s.subjects[token]
+	return user, ok
+}
+
+// grant applies the policy: each account gets what it allows (see
+// account), anonymous callers get pull on repositories under "public/" and
+// nothing else.
 func (s *tokenService) grant(subject string, scopes []string) []*token.ResourceActions {
 	var out []*token.ResourceActions
 	for _, scope := range scopes {
@@ -203,7 +237,8 @@ func (s *tokenService) grant(subject string, scopes []string) []*token.ResourceA
 		typ, name := scope[:first], scope[first+1:last]
 		granted := []string{}
 		for _, action := range strings.Split(scope[last+1:], ",") {
-			if subject != "" || (typ == "repository" && action == "pull" && strings.HasPrefix(name, publicPrefix)) {
+			anonymousOK := typ == "repository" && action == "pull" && strings.HasPrefix(name, publicPrefix)
+			if anonymousOK || subject != "" && s.accounts[subject].allows(typ, name, action) {
 				granted = append(granted, action)
 			}
 		}
@@ -246,9 +281,5 @@ func writeTokenError(w http.ResponseWriter, e *tokenError) {
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="testregistry token service"`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []map[string]string{{"code": e.code, "message": e.message}},
-	})
+	writeRegistryError(w, e.status, e.code, e.message)
 }

@@ -7,15 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/pkg/buildcontext"
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/executor"
 	"github.com/kiln-build/kiln/pkg/layer"
@@ -37,24 +34,20 @@ type buildFlags struct {
 	imageNameTagWithDigestFile          string
 	platform                            string
 	reproducible, singleSnapshot        bool
-	insecure, insecurePull              bool
-	skipTLSVerify, skipTLSVerifyPull    bool
-	insecureRegistries                  []string
-	skipTLSVerifyRegistries             []string
-	registryCertificates                []string
-	ignorePaths                         []string
-	ignoreVarRun                        bool
-	isolation                           string
-	force                               bool
-	kilnDir                             string
-	jobs                                int
-	snapshotMode                        string
-	compression                         string
-	compressionLevel                    int
-	secrets                             []string
-	cleanup                             bool
-	skipUnusedStages                    bool
-	useNewRun                           bool
+	registryFlags
+	ignorePaths      []string
+	ignoreVarRun     bool
+	isolation        string
+	force            bool
+	kilnDir          string
+	jobs             int
+	snapshotMode     string
+	compression      string
+	compressionLevel int
+	secrets          []string
+	cleanup          bool
+	skipUnusedStages bool
+	useNewRun        bool
 }
 
 func newBuildCommand(g *globalFlags) *cobra.Command {
@@ -92,13 +85,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.StringVar(&f.platform, "platform", "", "alias of --custom-platform")
 	fl.BoolVar(&f.reproducible, "reproducible", false, "zero timestamps (or use $SOURCE_DATE_EPOCH) so identical inputs give an identical digest")
 	fl.BoolVar(&f.singleSnapshot, "single-snapshot", false, "one layer per stage for all its filesystem changes")
-	fl.BoolVar(&f.insecure, "insecure", false, "push over plain HTTP")
-	fl.BoolVar(&f.insecurePull, "insecure-pull", false, "pull over plain HTTP")
-	fl.BoolVar(&f.skipTLSVerify, "skip-tls-verify", false, "push without verifying TLS certificates")
-	fl.BoolVar(&f.skipTLSVerifyPull, "skip-tls-verify-pull", false, "pull without verifying TLS certificates")
-	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry HOST[:PORT] reached over plain HTTP (repeatable)")
-	fl.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "registry HOST[:PORT] whose certificate is not verified (repeatable)")
-	fl.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "HOST[:PORT]=CA.pem: trust this CA for that registry (repeatable)")
+	addRegistryFlags(fl, &f.registryFlags)
 	fl.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "container path never snapshotted (nor touched in-place) (repeatable)")
 	fl.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "in-place isolation: leave /var/run alone")
 	fl.StringVar(&f.isolation, "isolation", string(sandbox.ModeAuto), "how RUN is isolated: auto, chroot, rootless or in-place")
@@ -247,6 +234,11 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	if err != nil {
 		return err
 	}
+	if !f.noPush && !f.skipPushPermissionCheck {
+		if err := reg.CheckPush(ctx, spec.Destinations); err != nil {
+			return err
+		}
+	}
 	opts := []executor.Option{
 		executor.WithImageSource(reg),
 		executor.WithContext(bctx.FS()),
@@ -288,131 +280,6 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	}
 	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
 	return output.Write(ctx, img, spec, reg, log)
-}
-
-// openContext opens the build context; the default is the current directory.
-func openContext(ctx context.Context, f *buildFlags, workDir string) (*buildcontext.Context, error) {
-	spec := f.context
-	if spec == "" {
-		spec = "."
-	}
-	gitOpts, err := gitOptions(f.git)
-	if err != nil {
-		return nil, err
-	}
-	opts := []buildcontext.Option{buildcontext.WithWorkDir(workDir), buildcontext.WithStdin(os.Stdin), buildcontext.WithGit(gitOpts)}
-	if f.contextSubPath != "" {
-		opts = append(opts, buildcontext.WithSubPath(f.contextSubPath))
-	}
-	return buildcontext.Open(ctx, spec, opts...)
-}
-
-// gitOptions reads kaniko's --git KEY=VALUE options and GIT_* environment
-// variables. Unlike kaniko, which ignores unknown keys and takes the rest of
-// a comma-separated value as the branch, it accepts the form its help shows
-// ("branch=x,single-branch=true") and rejects unknown keys.
-func gitOptions(values []string) (buildcontext.GitOptions, error) {
-	g := buildcontext.GitOptions{
-		Username: os.Getenv("GIT_USERNAME"),
-		Password: os.Getenv("GIT_PASSWORD"),
-		Token:    os.Getenv("GIT_TOKEN"),
-	}
-	switch m := os.Getenv("GIT_PULL_METHOD"); m {
-	case "", "https":
-	case "http":
-		g.PlainHTTP = true
-	default:
-		return g, fmt.Errorf("invalid GIT_PULL_METHOD %q: use https or http", m)
-	}
-	for _, v := range values {
-		for _, kv := range strings.Split(v, ",") {
-			key, val, ok := strings.Cut(kv, "=")
-			if !ok {
-				return g, fmt.Errorf("invalid --git %q: want KEY=VALUE", kv)
-			}
-			var err error
-			switch key {
-			case "branch":
-				g.Branch = val
-			case "single-branch":
-				var single bool
-				single, err = strconv.ParseBool(val)
-				g.AllBranches = !single
-			case "depth":
-				var n int
-				if n, err = strconv.Atoi(val); err == nil && n < 0 {
-					err = errors.New("a depth is 0 (the whole history) or more")
-				}
-				g.Depth = n
-				if n == 0 {
-					// 0 is no limit, as in kaniko's depth option;
-					// kiln's default, 1, is GitOptions' zero value.
-					g.Depth = -1
-				}
-			case "recurse-submodules":
-				g.RecurseSubmodules, err = strconv.ParseBool(val)
-			case "insecure-skip-tls":
-				g.InsecureSkipTLS, err = strconv.ParseBool(val)
-			default:
-				return g, fmt.Errorf("unknown --git option %q: use branch, single-branch, depth, recurse-submodules or insecure-skip-tls", key)
-			}
-			if err != nil {
-				return g, fmt.Errorf("invalid --git %q: %w", kv, err)
-			}
-		}
-	}
-	return g, nil
-}
-
-// readDockerfile reads the Dockerfile: "-" is stdin, an absolute path is
-// used as is, a relative one is looked up in the context first and then,
-// as kaniko does, relative to the current directory. It returns the path
-// read ("" for stdin), for <Dockerfile>.dockerignore.
-func readDockerfile(name, contextDir string) (*dockerfile.Dockerfile, string, error) {
-	if name == "-" {
-		df, err := dockerfile.Parse(os.Stdin, "Dockerfile")
-		return df, "", err
-	}
-	candidates := []string{name}
-	if !filepath.IsAbs(name) {
-		candidates = []string{filepath.Join(contextDir, name), name}
-	}
-	for _, p := range candidates {
-		fh, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("reading Dockerfile %q: %w", p, err)
-		}
-		defer fh.Close()
-		df, err := dockerfile.Parse(fh, name)
-		return df, p, err
-	}
-	return nil, "", fmt.Errorf("Dockerfile %q not found in the build context %q nor in the current directory", name, contextDir)
-}
-
-// registryOptions turns the registry flags into registry client options.
-func registryOptions(f *buildFlags, cacheDir string, log logrus.FieldLogger) ([]registry.Option, error) {
-	opts := []registry.Option{
-		registry.WithLogger(log),
-		registry.WithInsecureRegistries(f.insecureRegistries...),
-		registry.WithSkipTLSVerifyRegistries(f.skipTLSVerifyRegistries...),
-		registry.WithInsecurePull(f.insecurePull),
-		registry.WithInsecurePush(f.insecure),
-		registry.WithSkipTLSVerifyPull(f.skipTLSVerifyPull),
-		registry.WithSkipTLSVerifyPush(f.skipTLSVerify),
-		registry.WithCacheDir(cacheDir),
-		registry.WithUserAgent("kiln/" + Version),
-	}
-	for _, rc := range f.registryCertificates {
-		host, file, ok := strings.Cut(rc, "=")
-		if !ok || host == "" || file == "" {
-			return nil, fmt.Errorf("invalid --registry-certificate %q: want HOST[:PORT]=PATH", rc)
-		}
-		opts = append(opts, registry.WithRegistryCertificate(host, file))
-	}
-	return opts, nil
 }
 
 // ignorePaths adds /var/run to --ignore-path for in-place builds, as kaniko
@@ -464,103 +331,4 @@ func writable(dir string) bool {
 	f.Close()
 	os.Remove(f.Name())
 	return true
-}
-
-// parsePlatform parses --custom-platform; empty means this machine's.
-func parsePlatform(s string) (v1.Platform, error) {
-	if s == "" {
-		return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
-	}
-	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" {
-		return v1.Platform{}, fmt.Errorf("invalid --custom-platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", s)
-	}
-	return *p, nil
-}
-
-// reproducibleEpoch is $SOURCE_DATE_EPOCH, or the Unix epoch.
-func reproducibleEpoch() (time.Time, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	sec, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || sec < 0 {
-		return time.Time{}, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: want seconds since 1970", v)
-	}
-	return time.Unix(sec, 0).UTC(), nil
-}
-
-// parseBuildArgs resolves --build-arg values: NAME alone takes the value
-// from the environment and is dropped when unset, like docker build.
-func parseBuildArgs(args []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if k == "" {
-			return nil, fmt.Errorf("invalid --build-arg %q: want NAME=VALUE or NAME", a)
-		}
-		if !ok {
-			env, set := os.LookupEnv(k)
-			if !set {
-				continue
-			}
-			v = env
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
-// parseKeyValues parses repeated KEY=VALUE flags.
-func parseKeyValues(flag string, values []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range values {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("invalid %s %q: want KEY=VALUE", flag, kv)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
-// parseSecrets reads --secret id=ID,src=FILE (or env=VAR) values.
-func parseSecrets(values []string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	for _, s := range values {
-		fields := map[string]string{}
-		for _, part := range strings.Split(s, ",") {
-			k, v, ok := strings.Cut(part, "=")
-			if !ok {
-				return nil, fmt.Errorf("invalid --secret %q: want id=ID,src=FILE or id=ID,env=VAR", s)
-			}
-			fields[strings.TrimSpace(k)] = v
-		}
-		id := fields["id"]
-		if id == "" {
-			return nil, fmt.Errorf("invalid --secret %q: no id", s)
-		}
-		src := fields["src"]
-		if src == "" {
-			src = fields["source"]
-		}
-		switch {
-		case src != "":
-			data, err := os.ReadFile(src)
-			if err != nil {
-				return nil, fmt.Errorf("--secret id=%s: %w", id, err)
-			}
-			out[id] = data
-		case fields["env"] != "":
-			v, ok := os.LookupEnv(fields["env"])
-			if !ok {
-				return nil, fmt.Errorf("--secret id=%s: environment variable %q is not set", id, fields["env"])
-			}
-			out[id] = []byte(v)
-		default:
-			return nil, fmt.Errorf("invalid --secret %q: give src=FILE or env=VAR", s)
-		}
-	}
-	return out, nil
 }

@@ -43,7 +43,7 @@ func NewRootCommand() *cobra.Command {
 	pf.StringVarP(&g.verbosity, "verbosity", "v", "info", "log level: panic, fatal, error, warn, info, debug or trace")
 	pf.StringVar(&g.logFormat, "log-format", logging.FormatText, "log format: text, color or json")
 	pf.BoolVar(&g.logTimestamp, "log-timestamp", false, "add timestamps to log lines")
-	root.AddCommand(newBuildCommand(g), newVersionCommand())
+	root.AddCommand(newBuildCommand(g), newVersionCommand(), newLoginCommand(), newManifestCommand())
 	return root
 }
 

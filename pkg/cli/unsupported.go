@@ -11,24 +11,16 @@ import (
 // They are known, so that a pipeline using one fails with a clear message
 // instead of an "unknown flag" or, worse, a silently different build.
 var unsupportedFlags = map[string]string{
-	"cache":                            "layer caching",
-	"cache-repo":                       "layer caching",
-	"cache-dir":                        "layer caching",
-	"cache-ttl":                        "layer caching",
-	"cache-copy-layers":                "layer caching",
-	"cache-run-layers":                 "layer caching",
-	"compressed-caching":               "layer caching",
-	"no-push-cache":                    "layer caching",
-	"registry-mirror":                  "registry mirrors",
-	"registry-map":                     "registry mirrors",
-	"skip-default-registry-fallback":   "registry mirrors",
-	"push-retry":                       "retries",
-	"image-download-retry":             "retries",
-	"image-fs-extract-retry":           "retries",
-	"skip-push-permission-check":       "the push permission check",
-	"push-ignore-immutable-tag-errors": "immutable tags",
-	"registry-client-cert":             "client certificates",
-	"digest-file-format":               "digest file formats",
+	"cache":                  "layer caching",
+	"cache-repo":             "layer caching",
+	"cache-dir":              "layer caching",
+	"cache-ttl":              "layer caching",
+	"cache-copy-layers":      "layer caching",
+	"cache-run-layers":       "layer caching",
+	"compressed-caching":     "layer caching",
+	"no-push-cache":          "layer caching",
+	"image-fs-extract-retry": "retrying layer extraction (interrupted layer downloads are resumed, see --image-download-retry)",
+	"digest-file-format":     "digest file formats",
 }
 
 func addUnsupportedFlags(fl *pflag.FlagSet) {

@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,29 +16,34 @@ const defaultJobs = 4
 
 // Client pulls and pushes images. It is safe for concurrent use.
 type Client struct {
-	log        logrus.FieldLogger
-	keychain   *keychain
-	transports *transports
-	access     accessPolicy
-	cacheDir   string
-	jobs       int
-	userAgent  string
+	log             logrus.FieldLogger
+	keychain        *keychain
+	transports      *transports
+	access          accessPolicy
+	mirrors         map[string][]mirror // by the registry they serve
+	skipFallback    bool
+	pullRetries     int
+	pushRetries     int
+	retryDelay      time.Duration
+	ignoreImmutable bool
+	cacheDir        string
+	jobs            int
+	userAgent       string
 }
 
-// New builds a Client. It reads the docker config files and the registry
+// New builds a Client. It reads the credential sources and the registry
 // certificates now, so that a bad one fails before any build work.
 func New(opts ...Option) (*Client, error) {
-	o := options{
-		log:         logrus.StandardLogger(),
-		configPaths: DefaultDockerConfigPaths(),
-		jobs:        defaultJobs,
-	}
+	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
 	// remote rejects a job count below 1 only once a transfer has started.
 	if o.jobs < 1 {
 		return nil, fmt.Errorf("registry jobs must be at least 1, not %d", o.jobs)
+	}
+	if o.pullRetries < 0 || o.pushRetries < 0 {
+		return nil, fmt.Errorf("retries cannot be negative (pull %d, push %d)", o.pullRetries, o.pushRetries)
 	}
 	access, err := newAccessPolicy(&o)
 	if err != nil {
@@ -46,22 +53,32 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports, err := newTransports(cas)
+	transports, err := newTransports(cas, o.clientCerts)
 	if err != nil {
 		return nil, err
 	}
-	kc, err := newKeychain(o.configPaths, o.log)
+	mirrors, err := parseMirrors(o.mirrors)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := newKeychain(o.configPaths, o.env, o.log)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{
-		log:        o.log,
-		keychain:   kc,
-		transports: transports,
-		access:     access,
-		cacheDir:   o.cacheDir,
-		jobs:       o.jobs,
-		userAgent:  o.userAgent,
+		log:             o.log,
+		keychain:        kc,
+		transports:      transports,
+		access:          access,
+		mirrors:         mirrors,
+		skipFallback:    o.skipFallback,
+		pullRetries:     o.pullRetries,
+		pushRetries:     o.pushRetries,
+		retryDelay:      o.retryDelay,
+		ignoreImmutable: o.ignoreImmutable,
+		cacheDir:        o.cacheDir,
+		jobs:            o.jobs,
+		userAgent:       o.userAgent,
 	}, nil
 }
 
@@ -80,6 +97,11 @@ const (
 	push
 )
 
+// registryKey is how the client's per-registry settings are keyed.
+func registryKey(reg name.Registry) string {
+	return strings.ToLower(reg.RegistryStr())
+}
+
 // parseReference parses s, a tag when it names none being ":latest", and
 // marks it insecure when plain HTTP is allowed to its registry in direction d.
 func (c *Client) parseReference(s string, d direction) (name.Reference, error) {
@@ -87,7 +109,7 @@ func (c *Client) parseReference(s string, d direction) (name.Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.access.plainHTTP(ref.Context().RegistryStr(), d) {
+	if c.access.plainHTTP(registryKey(ref.Context().Registry), d) {
 		return name.ParseReference(s, name.WeakValidation, name.Insecure)
 	}
 	return ref, nil
@@ -99,8 +121,11 @@ func (c *Client) remoteOptions(ctx context.Context, reg name.Registry, d directi
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.keychain),
-		remote.WithTransport(c.transport(reg.RegistryStr(), d)),
+		remote.WithTransport(c.transport(registryKey(reg), d)),
 		remote.WithJobs(c.jobs),
+		remote.WithRetryBackoff(c.backoff(d)),
+		remote.WithRetryPredicate(c.retryable),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
 	}
 	if c.userAgent != "" {
 		opts = append(opts, remote.WithUserAgent(c.userAgent))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,18 +18,34 @@ import (
 	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
-// newClient builds a client that reads no docker config unless opts say
-// otherwise (the machine's own must not leak into tests) and whose log
-// entries, debug included, are in the returned hook.
+// newClient builds a client that reads no docker config nor credential
+// variables unless opts say otherwise (the machine's own must not leak
+// into tests), retries after a millisecond, and whose log entries, debug
+// included, are in the returned hook.
 func newClient(t *testing.T, opts ...Option) (*Client, *test.Hook) {
 	t.Helper()
 	log, hook := test.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
-	c, err := New(append([]Option{WithLogger(log), WithDockerConfigPaths()}, opts...)...)
+	base := []Option{WithLogger(log), WithDockerConfigPaths(), WithCredentialEnv(envMap(nil)), withRetryDelay(time.Millisecond)}
+	c, err := New(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, hook
+}
+
+// withRetryDelay sets the first retry's delay, for tests that provoke
+// retries.
+func withRetryDelay(d time.Duration) Option {
+	return func(o *options) { o.retryDelay = d }
+}
+
+// envMap is an environment holding only m.
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
 }
 
 // seed pushes img to reg as repoTag without the code under test.
@@ -124,4 +141,13 @@ func logged(hook *test.Hook, level logrus.Level, part string) bool {
 		}
 	}
 	return false
+}
+
+func mustRegistry(t *testing.T, s string) name.Registry {
+	t.Helper()
+	reg, err := name.NewRegistry(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }

@@ -6,50 +6,121 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
-	"github.com/docker/cli/cli/config/configfile"
-	"github.com/docker/cli/cli/config/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultDockerConfigPaths lists the docker config files searched for
-// credentials, in order: $DOCKER_CONFIG/config.json (when set),
+// DockerConfigPaths lists the credential files searched, in order:
+// dockerConfig (--docker-config: a directory holding config.json, or a
+// .json file) or else $DOCKER_CONFIG/config.json, then
 // /kiln/.docker/config.json, /kaniko/.docker/config.json (where kaniko's
-// users mount it) and ~/.docker/config.json.
-func DefaultDockerConfigPaths() []string {
+// users mount it), ~/.docker/config.json and $REGISTRY_AUTH_FILE (the
+// containers auth.json of podman and skopeo). Missing files are skipped.
+func DockerConfigPaths(dockerConfig string) []string {
+	if dockerConfig == "" {
+		dockerConfig = os.Getenv("DOCKER_CONFIG")
+	}
 	var paths []string
-	if dir := os.Getenv("DOCKER_CONFIG"); dir != "" {
-		paths = append(paths, filepath.Join(dir, "config.json"))
+	if dockerConfig != "" {
+		paths = append(paths, configFile(dockerConfig))
 	}
 	paths = append(paths, "/kiln/.docker/config.json", "/kaniko/.docker/config.json")
 	if home, err := os.UserHomeDir(); err == nil {
 		paths = append(paths, filepath.Join(home, ".docker", "config.json"))
 	}
+	if f := os.Getenv("REGISTRY_AUTH_FILE"); f != "" {
+		paths = append(paths, f)
+	}
 	return paths
+}
+
+// LoginConfigPath is the config.json that `kiln login` writes, as docker
+// login chooses it: dockerConfig (a directory or a .json file), else
+// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+func LoginConfigPath(dockerConfig string) (string, error) {
+	if dockerConfig == "" {
+		dockerConfig = os.Getenv("DOCKER_CONFIG")
+	}
+	if dockerConfig != "" {
+		return configFile(dockerConfig), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the docker config directory: %w (set DOCKER_CONFIG or --docker-config)", err)
+	}
+	return filepath.Join(home, ".docker", "config.json"), nil
+}
+
+func configFile(p string) string {
+	if strings.HasSuffix(p, ".json") {
+		return p
+	}
+	return filepath.Join(p, "config.json")
+}
+
+// target is what credentials are looked up for: a registry and, for
+// path-scoped keys ("harbor.example.com/project"), a repository in it.
+type target struct {
+	registry   string // normalized: "index.docker.io", "harbor.example.com:8443"
+	repository string // "team/app"; "" when only the registry is known
+}
+
+func targetOf(res authn.Resource) target {
+	t := target{registry: strings.ToLower(res.RegistryStr())}
+	if repo, ok := res.(name.Repository); ok {
+		t.repository = repo.RepositoryStr()
+	}
+	return t
+}
+
+func (t target) String() string {
+	if t.repository == "" {
+		return t.registry
+	}
+	return t.registry + "/" + t.repository
+}
+
+// credential is what a source found for a target.
+type credential struct {
+	auth authn.AuthConfig
+	// from names the source and the key that matched, for logs and
+	// errors; never a secret.
+	from string
 }
 
 // credentialSource is one place credentials come from.
 type credentialSource interface {
-	// lookup returns the credentials for registry (as
-	// name.Registry.RegistryStr has it); ok is false when it has none.
-	lookup(registry string) (cfg authn.AuthConfig, ok bool, err error)
-	// String names the source for logs, never a secret.
-	String() string
+	// lookup returns the credentials for t; ok is false when the source
+	// has none.
+	lookup(t target) (cred credential, ok bool, err error)
+	// searched says what the source looked for, for the error that
+	// follows when no source had credentials.
+	searched(t target) string
 }
 
 // keychain asks its sources in order; the first with credentials for a
-// registry wins, anonymous access otherwise.
+// target wins, anonymous access otherwise. It logs, once per registry and
+// source, which source won.
 type keychain struct {
 	log     logrus.FieldLogger
 	sources []credentialSource
+
+	mu     sync.Mutex
+	logged map[string]bool
 }
 
-// newKeychain reads the docker config files at paths; missing ones are
-// skipped, unreadable or malformed ones are errors.
-func newKeychain(paths []string, log logrus.FieldLogger) (*keychain, error) {
-	k := &keychain{log: log}
+// newKeychain reads the credential sources, in the order they are asked:
+// the KILN_REGISTRY_* variables, the docker config files at paths (missing
+// ones skipped, unreadable ones skipped with a warning, malformed ones an
+// error), DOCKER_AUTH_CONFIG and GitLab's CI variables.
+func newKeychain(paths []string, env func(string) (string, bool), log logrus.FieldLogger) (*keychain, error) {
+	helpers := newHelperRunner(log)
+	k := &keychain{log: log, logged: map[string]bool{}}
+	k.sources = append(k.sources, envCredentials{env: env})
 	seen := map[string]bool{}
 	for _, p := range paths {
 		p = filepath.Clean(p)
@@ -57,83 +128,90 @@ func newKeychain(paths []string, log logrus.FieldLogger) (*keychain, error) {
 			continue
 		}
 		seen[p] = true
-		cf, err := loadDockerConfig(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			log.Debugf("no docker config at %q", p)
+		cf, err := loadDockerConfig(p, helpers)
+		if errors.Is(err, fs.ErrPermission) {
+			// A non-root build in an image whose HOME is /root: the
+			// file is not this user's to read, and not an error.
+			log.Warnf("Skipping docker config %q: %v", p, err)
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		k.sources = append(k.sources, dockerConfig{cf})
+		if cf == nil {
+			log.Debugf("no docker config at %q", p)
+			continue
+		}
+		k.sources = append(k.sources, cf)
 	}
+	if v, ok := env(dockerAuthConfigVar); ok && v != "" {
+		cf, err := parseDockerConfig("environment variable "+dockerAuthConfigVar, []byte(v), helpers)
+		if err != nil {
+			return nil, err
+		}
+		k.sources = append(k.sources, cf)
+	}
+	k.sources = append(k.sources, gitlabCredentials{env: env})
 	return k, nil
 }
 
 // Resolve implements authn.Keychain.
 func (k *keychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	registry := res.RegistryStr()
+	t := targetOf(res)
+	cred, ok, err := k.find(t)
+	if err != nil {
+		return nil, err
+	}
+	k.logChoice(t, cred, ok)
+	if !ok {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(cred.auth), nil
+}
+
+func (k *keychain) find(t target) (credential, bool, error) {
 	for _, src := range k.sources {
-		cfg, ok, err := src.lookup(registry)
+		cred, ok, err := src.lookup(t)
 		if err != nil {
-			return nil, fmt.Errorf("credentials for registry %q from %s: %w", registry, src, err)
+			return credential{}, false, fmt.Errorf("credentials for %q: %w", t.String(), err)
 		}
 		if ok {
-			k.log.Debugf("using credentials for registry %q from %s", registry, src)
-			return authn.FromConfig(cfg), nil
+			return cred, true, nil
 		}
 	}
-	k.log.Debugf("no credentials for registry %q: accessing it anonymously", registry)
-	return authn.Anonymous, nil
+	return credential{}, false, nil
 }
 
-func loadDockerConfig(path string) (*configfile.ConfigFile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("reading docker config: %w", err)
+func (k *keychain) logChoice(t target, cred credential, ok bool) {
+	key := t.registry + "\x00" + cred.from
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.logged[key] {
+		return
 	}
-	defer f.Close()
-	cf := configfile.New(path)
-	if err := cf.LoadFromReader(f); err != nil {
-		return nil, fmt.Errorf("reading docker config %q: %w", path, err)
+	k.logged[key] = true
+	if ok {
+		k.log.Infof("Registry %q: using credentials from %s", t.registry, cred.from)
+	} else {
+		k.log.Infof("Registry %q: no credentials found, accessing it anonymously", t.registry)
 	}
-	return cf, nil
 }
 
-// dockerConfig is a docker config.json's "auths". Keys may be a host,
-// host:port or a URL; Docker Hub's is "https://index.docker.io/v1/", as
-// `docker login` writes it. An entry without any secret (as a credential
-// store leaves it) is no entry.
-type dockerConfig struct {
-	cf *configfile.ConfigFile
-}
-
-func (d dockerConfig) String() string {
-	return fmt.Sprintf("docker config %q", d.cf.Filename)
-}
-
-func (d dockerConfig) lookup(registry string) (authn.AuthConfig, bool, error) {
-	keys := []string{registry}
-	if registry == name.DefaultRegistry {
-		keys = []string{authn.DefaultAuthKey, name.DefaultRegistry, "docker.io"}
+// describe says which credentials are used for t, or where none were
+// found, for error messages.
+func (k *keychain) describe(t target) (text string, anonymous bool) {
+	cred, ok, err := k.find(t)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("credentials unavailable (%v)", err), false
+	case ok:
+		return "credentials from " + cred.from, false
 	}
-	store := credentials.NewFileStore(d.cf) // matches URL keys by their host
-	for _, key := range keys {
-		ac, err := store.Get(key)
-		if err != nil {
-			return authn.AuthConfig{}, false, err
-		}
-		if ac.Username != "" || ac.Password != "" || ac.IdentityToken != "" || ac.RegistryToken != "" {
-			return authn.AuthConfig{
-				Username:      ac.Username,
-				Password:      ac.Password,
-				IdentityToken: ac.IdentityToken,
-				RegistryToken: ac.RegistryToken,
-			}, true, nil
+	var searched []string
+	for _, src := range k.sources {
+		if s := src.searched(t); s != "" {
+			searched = append(searched, s)
 		}
 	}
-	return authn.AuthConfig{}, false, nil
+	return "no credentials (searched " + strings.Join(searched, "; ") + ")", true
 }

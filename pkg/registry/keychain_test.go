@@ -3,7 +3,6 @@ package registry
 import (
 	"encoding/base64"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,21 +17,34 @@ import (
 	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
-func TestDefaultDockerConfigPaths(t *testing.T) {
+func TestDockerConfigPaths(t *testing.T) {
 	t.Setenv("HOME", "/home/builder")
 	t.Setenv("DOCKER_CONFIG", "/run/secrets/docker")
-	want := []string{
-		"/run/secrets/docker/config.json",
+	t.Setenv("REGISTRY_AUTH_FILE", "/run/containers/auth.json")
+	defaults := []string{
 		"/kiln/.docker/config.json",
 		"/kaniko/.docker/config.json",
 		"/home/builder/.docker/config.json",
+		"/run/containers/auth.json",
 	}
-	if got := DefaultDockerConfigPaths(); !slices.Equal(got, want) {
-		t.Fatalf("with DOCKER_CONFIG: %q, want %q", got, want)
+	for _, tc := range []struct {
+		flag, env string
+		first     []string
+	}{
+		{"", "/run/secrets/docker", []string{"/run/secrets/docker/config.json"}},
+		{"/ci/docker", "/run/secrets/docker", []string{"/ci/docker/config.json"}},
+		{"/ci/auth.json", "", []string{"/ci/auth.json"}},
+		{"", "", nil},
+	} {
+		t.Setenv("DOCKER_CONFIG", tc.env)
+		want := append(tc.first, defaults...)
+		if got := DockerConfigPaths(tc.flag); !slices.Equal(got, want) {
+			t.Errorf("DockerConfigPaths(%q) with DOCKER_CONFIG=%q: %q, want %q", tc.flag, tc.env, got, want)
+		}
 	}
-	t.Setenv("DOCKER_CONFIG", "")
-	if got := DefaultDockerConfigPaths(); !slices.Equal(got, want[1:]) {
-		t.Fatalf("without DOCKER_CONFIG: %q, want %q", got, want[1:])
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	if got := DockerConfigPaths(""); slices.Contains(got, "") {
+		t.Errorf("empty REGISTRY_AUTH_FILE listed: %q", got)
 	}
 }
 
@@ -47,8 +59,8 @@ func TestKeychainFirstFileWithEntryWins(t *testing.T) {
 	if got.Username != "first" || got.Password != "s3cret-first" {
 		t.Fatalf("resolved %+v, want first's credentials", got)
 	}
-	if !logged(hook, logrus.DebugLevel, `registry "registry.example:5000" from docker config "`+first+`"`) {
-		t.Fatalf("no debug line naming %q: %v", first, hook.AllEntries())
+	if !logged(hook, logrus.InfoLevel, `Registry "registry.example:5000": using credentials from docker config "`+first+`" key "registry.example:5000"`) {
+		t.Fatalf("no line naming %q: %v", first, hook.AllEntries())
 	}
 	for _, e := range hook.AllEntries() {
 		if strings.Contains(e.Message, "s3cret") {
@@ -95,22 +107,6 @@ func TestKeychainEntryForms(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestKeychainMalformedConfig(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(bad, []byte(`{"auths": {"r.example": {"auth": "%%%"}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := New(WithDockerConfigPaths(bad))
-	assertErrorContains(t, err, `reading docker config "`+bad+`"`)
-
-	if err := os.WriteFile(bad, []byte(`{"auths": `), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = New(WithDockerConfigPaths(bad))
-	assertErrorContains(t, err, `reading docker config "`+bad+`"`)
 }
 
 func TestBasicAuthFromDockerConfig(t *testing.T) {

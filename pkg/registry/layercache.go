@@ -12,7 +12,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
 )
 
@@ -30,58 +29,8 @@ func (c *layerCache) path(h v1.Hash) string {
 	return filepath.Join(c.dir, "blobs", h.Algorithm, h.Hex)
 }
 
-// cachedImage is a pulled image whose layers go through a layerCache.
-type cachedImage struct {
-	v1.Image
-	cache *layerCache
-}
-
-func (i *cachedImage) Layers() ([]v1.Layer, error) {
-	ls, err := i.Image.Layers()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]v1.Layer, len(ls))
-	for n, l := range ls {
-		out[n] = i.cache.wrap(l)
-	}
-	return out, nil
-}
-
-func (i *cachedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
-	l, err := i.Image.LayerByDigest(h)
-	if err != nil {
-		return nil, err
-	}
-	return i.cache.wrap(l), nil
-}
-
-func (i *cachedImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
-	l, err := i.Image.LayerByDiffID(h)
-	if err != nil {
-		return nil, err
-	}
-	return i.cache.wrap(l), nil
-}
-
-// ConfigLayer keeps the mount hint of the config blob (see wrap).
-func (i *cachedImage) ConfigLayer() (v1.Layer, error) {
-	return partial.ConfigLayer(i.Image)
-}
-
-// Descriptor keeps the descriptor of an image picked from an index, with
-// its platform.
-func (i *cachedImage) Descriptor() (*v1.Descriptor, error) {
-	return partial.Descriptor(i.Image)
-}
-
-// wrap keeps go-containerregistry's mount hint, with which a push to
-// another repository of the same registry mounts the blob instead of
-// uploading it.
+// wrap routes l's content through the cache.
 func (c *layerCache) wrap(l v1.Layer) v1.Layer {
-	if ml, ok := l.(*remote.MountableLayer); ok {
-		return &remote.MountableLayer{Layer: &cachedLayer{Layer: ml.Layer, cache: c}, Reference: ml.Reference}
-	}
 	return &cachedLayer{Layer: l, cache: c}
 }
 

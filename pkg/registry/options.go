@@ -1,10 +1,16 @@
 package registry
 
-import "github.com/sirupsen/logrus"
+import (
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
 
 type options struct {
 	log                  logrus.FieldLogger
 	configPaths          []string
+	env                  func(string) (string, bool)
 	insecureRegistries   []string
 	skipVerifyRegistries []string
 	insecurePull         bool
@@ -12,13 +18,41 @@ type options struct {
 	skipVerifyPull       bool
 	skipVerifyPush       bool
 	registryCAs          map[string][]string // registry as given -> CA files
+	clientCerts          map[string]clientCertFiles
+	mirrors              []mirrorFlag
+	skipFallback         bool
+	pullRetries          int
+	pushRetries          int
+	retryDelay           time.Duration
+	ignoreImmutable      bool
 	cacheDir             string
 	jobs                 int
 	userAgent            string
 }
 
+type clientCertFiles struct{ cert, key string }
+
+// mirrorFlag is one WithRegistryMirrors or WithRegistryMap value, parsed in
+// New so that a bad one is reported with the others.
+type mirrorFlag struct {
+	from string // "" for Docker Hub
+	to   string
+}
+
 // Option configures a Client.
 type Option func(*options)
+
+func defaultOptions() options {
+	return options{
+		log:         logrus.StandardLogger(),
+		configPaths: DockerConfigPaths(""),
+		env:         os.LookupEnv,
+		jobs:        defaultJobs,
+		pullRetries: DefaultRetries,
+		pushRetries: DefaultRetries,
+		retryDelay:  time.Second,
+	}
+}
 
 // WithLogger sets where the client logs; the default is logrus's standard
 // logger.
@@ -26,10 +60,18 @@ func WithLogger(log logrus.FieldLogger) Option {
 	return func(o *options) { o.log = log }
 }
 
-// WithDockerConfigPaths replaces the list of docker config.json files
-// searched for credentials (see DefaultDockerConfigPaths).
+// WithDockerConfigPaths replaces the list of docker config.json (or
+// containers auth.json) files searched for credentials, in order (see
+// DockerConfigPaths).
 func WithDockerConfigPaths(paths ...string) Option {
 	return func(o *options) { o.configPaths = paths }
+}
+
+// WithCredentialEnv makes the client read the credential environment
+// variables (KILN_REGISTRY_<HOST>_USER and _PASSWORD, DOCKER_AUTH_CONFIG,
+// GitLab's CI_REGISTRY variables) through lookup instead of os.LookupEnv.
+func WithCredentialEnv(lookup func(key string) (string, bool)) Option {
+	return func(o *options) { o.env = lookup }
 }
 
 // WithInsecureRegistries allows plain HTTP, for pulls and pushes, to these
@@ -73,6 +115,62 @@ func WithRegistryCertificate(host, caFile string) Option {
 		}
 		o.registryCAs[host] = append(o.registryCAs[host], caFile)
 	}
+}
+
+// WithRegistryClientCertificate presents the certificate in certFile, with
+// the private key in keyFile (both PEM), to the registry host: mutual TLS.
+func WithRegistryClientCertificate(host, certFile, keyFile string) Option {
+	return func(o *options) {
+		if o.clientCerts == nil {
+			o.clientCerts = map[string]clientCertFiles{}
+		}
+		o.clientCerts[host] = clientCertFiles{cert: certFile, key: keyFile}
+	}
+}
+
+// WithRegistryMirrors pulls Docker Hub images through these mirrors, tried
+// in order before Docker Hub itself. A mirror is "host[:port]" or
+// "host[:port]/path", the path prefixing every repository: a Harbor
+// proxy-cache project is "harbor.example.com/dockerhub-proxy".
+func WithRegistryMirrors(mirrors ...string) Option {
+	return func(o *options) {
+		for _, m := range mirrors {
+			o.mirrors = append(o.mirrors, mirrorFlag{to: m})
+		}
+	}
+}
+
+// WithRegistryMap pulls images of registry from through mirror, which has
+// the form of a WithRegistryMirrors mirror. Several mirrors of one registry
+// are tried in the order given.
+func WithRegistryMap(from, mirror string) Option {
+	return func(o *options) { o.mirrors = append(o.mirrors, mirrorFlag{from: from, to: mirror}) }
+}
+
+// WithSkipDefaultRegistryFallback fails a pull that no mirror could serve
+// instead of trying the image's own registry.
+func WithSkipDefaultRegistryFallback(skip bool) Option {
+	return func(o *options) { o.skipFallback = skip }
+}
+
+// WithPullRetries sets how many times a failed pull request or interrupted
+// layer download is retried (default DefaultRetries), with exponential
+// backoff, on 5xx and 429 answers and on broken connections.
+func WithPullRetries(n int) Option {
+	return func(o *options) { o.pullRetries = n }
+}
+
+// WithPushRetries sets how many times a failed push request or blob upload
+// is retried (default DefaultRetries), as WithPullRetries does for pulls.
+func WithPushRetries(n int) Option {
+	return func(o *options) { o.pushRetries = n }
+}
+
+// WithIgnoreImmutableTagErrors makes a push whose tag is immutable in the
+// destination (Harbor, ECR, Artifact Registry) succeed with a warning: the
+// blobs and the manifest by digest were pushed, the tag was left alone.
+func WithIgnoreImmutableTagErrors(ignore bool) Option {
+	return func(o *options) { o.ignoreImmutable = ignore }
 }
 
 // WithCacheDir keeps pulled layers in dir: each is downloaded on its first

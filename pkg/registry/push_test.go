@@ -3,6 +3,7 @@ package registry
 import (
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,8 +37,8 @@ func TestPushToTwoRegistries(t *testing.T) {
 	if got := remoteDigest(t, secure, "team/app:latest"); got != want {
 		t.Fatalf("team/app:latest is %s, want %s", got, want)
 	}
-	for _, ref := range wantRefs {
-		if !logged(hook, logrus.InfoLevel, `pushed "`+ref+`"`) {
+	for _, ref := range []string{plain.Ref("app:v1"), secure.Ref("team/app:latest")} {
+		if !logged(hook, logrus.InfoLevel, `Pushed "`+ref+`"`) {
 			t.Fatalf("no completion line for %s in %v", ref, hook.AllEntries())
 		}
 	}
@@ -113,7 +114,7 @@ func TestPushDestinationErrors(t *testing.T) {
 	assertErrorContains(t, err, `pushing to "Not A Reference"`)
 
 	_, err = c.Push(t.Context(), img, []string{plain.Ref("app:v1"), untrusted.Ref("app")})
-	assertErrorContains(t, err, `pushing to "`+untrusted.Ref("app:latest")+`": `, "certificate")
+	assertErrorContains(t, err, `pushing "`+untrusted.Ref("app:latest")+`": `, "certificate")
 	if strings.Contains(err.Error(), plain.Host) {
 		t.Fatalf("error %q names the destination that worked", err)
 	}
@@ -130,5 +131,26 @@ func TestPushExistingTagLogged(t *testing.T) {
 	}
 	if !logged(hook, logrus.InfoLevel, "the registry had it already") {
 		t.Fatalf("second push of the same tag not reported as such: %v", hook.AllEntries())
+	}
+}
+
+// With token auth, the push asks for pull access to the repository the
+// blobs come from, so that the registry mounts them.
+func TestPushMountsAcrossRepositoriesWithTokens(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.WithTokenAuth("ci", "ci-secret"))
+	seed(t, reg, "team/base:v1", randomImage(t, 4096, 2))
+	c, _ := newClient(t, WithRegistryCertificate(reg.Host, reg.CAFile), WithDockerConfigPaths(filepath.Join(reg.DockerConfigDir, "config.json")))
+	base, err := c.Pull(t.Context(), reg.Ref("team/base:v1"), v1.Platform{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(t.Context(), base, []string{reg.Ref("team/app:v1")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRequests(reg, http.MethodPut, "/v2/team/app/blobs/uploads/"); n != 0 {
+		t.Fatalf("%d blobs uploaded, want all mounted", n)
+	}
+	if !slices.Contains(reg.TokenScopes(), "repository:team/base:pull") {
+		t.Fatalf("no pull scope for the mount source in %q", reg.TokenScopes())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -71,31 +72,50 @@ func normalizedCAs(cas map[string][]string) (map[string][]string, error) {
 	return out, nil
 }
 
+// normalizeRegistry names a registry as go-containerregistry does
+// ("docker.io" is "index.docker.io"), in lower case: host names are not
+// case-sensitive.
 func normalizeRegistry(host string) (string, error) {
 	reg, err := name.NewRegistry(host, name.WeakValidation)
 	if err != nil {
 		return "", err
 	}
-	return reg.RegistryStr(), nil
+	return strings.ToLower(reg.RegistryStr()), nil
 }
 
 // transports holds one http.Transport per TLS configuration, built once and
 // shared so that connections are reused: verified against the system roots
-// (which honour SSL_CERT_FILE and SSL_CERT_DIR), unverified, and one per
-// registry with extra CAs. A registry's transport also carries the requests
-// it redirects to (blob storage) and its token service.
+// (which honour SSL_CERT_FILE and SSL_CERT_DIR), unverified, and a pair per
+// registry with extra CAs or a client certificate. A registry's transport
+// also carries the requests it redirects to (blob storage) and its token
+// service.
 type transports struct {
 	verified, unverified *http.Transport
-	withCA               map[string]*http.Transport
+	perRegistry          map[string]transportPair
 }
 
-func newTransports(registryCAs map[string][]string) (*transports, error) {
+type transportPair struct{ verified, unverified *http.Transport }
+
+func newTransports(registryCAs map[string][]string, clientCerts map[string]clientCertFiles) (*transports, error) {
 	verified := http.DefaultTransport.(*http.Transport).Clone()
 	verified.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	unverified := verified.Clone()
 	unverified.TLSClientConfig.InsecureSkipVerify = true
 
-	t := &transports{verified: verified, unverified: unverified, withCA: map[string]*http.Transport{}}
+	t := &transports{verified: verified, unverified: unverified, perRegistry: map[string]transportPair{}}
+	certs := map[string]tls.Certificate{}
+	for host, files := range clientCerts {
+		reg, err := normalizeRegistry(host)
+		if err != nil {
+			return nil, fmt.Errorf("registry client certificate for %q: %w", host, err)
+		}
+		cert, err := tls.LoadX509KeyPair(files.cert, files.key)
+		if err != nil {
+			return nil, fmt.Errorf("registry client certificate %q (key %q) for %q: %w", files.cert, files.key, host, err)
+		}
+		certs[reg] = cert
+	}
+	pools := map[string]*x509.CertPool{}
 	for reg, files := range registryCAs {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
@@ -110,9 +130,26 @@ func newTransports(registryCAs map[string][]string) (*transports, error) {
 				return nil, fmt.Errorf("registry certificate %q for %q: no PEM certificate in it", f, reg)
 			}
 		}
-		tr := verified.Clone()
-		tr.TLSClientConfig.RootCAs = pool
-		t.withCA[reg] = tr
+		pools[reg] = pool
+	}
+	custom := map[string]bool{}
+	for reg := range pools {
+		custom[reg] = true
+	}
+	for reg := range certs {
+		custom[reg] = true
+	}
+	for reg := range custom {
+		pair := transportPair{verified: verified.Clone(), unverified: unverified.Clone()}
+		for _, tr := range []*http.Transport{pair.verified, pair.unverified} {
+			if pool := pools[reg]; pool != nil {
+				tr.TLSClientConfig.RootCAs = pool
+			}
+			if cert, ok := certs[reg]; ok {
+				tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+			}
+		}
+		t.perRegistry[reg] = pair
 	}
 	return t, nil
 }
@@ -120,14 +157,13 @@ func newTransports(registryCAs map[string][]string) (*transports, error) {
 // transport returns the round tripper for requests to registry in
 // direction d.
 func (c *Client) transport(registry string, d direction) http.RoundTripper {
-	var tr *http.Transport
-	switch {
-	case c.access.unverifiedTLS(registry, d):
-		tr = c.transports.unverified
-	case c.transports.withCA[registry] != nil:
-		tr = c.transports.withCA[registry]
-	default:
-		tr = c.transports.verified
+	verified, unverified := c.transports.verified, c.transports.unverified
+	if pair, ok := c.transports.perRegistry[registry]; ok {
+		verified, unverified = pair.verified, pair.unverified
+	}
+	tr := verified
+	if c.access.unverifiedTLS(registry, d) {
+		tr = unverified
 	}
 	if c.access.plainHTTP(registry, d) {
 		return tr
@@ -149,7 +185,14 @@ func (h *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close() // a RoundTripper closes the body, even on error
 		}
-		return nil, fmt.Errorf("plain HTTP to registry %q refused: it is not marked insecure", h.registry)
+		return nil, &plainHTTPRefusedError{registry: h.registry}
 	}
 	return h.inner.RoundTrip(req)
+}
+
+// plainHTTPRefusedError is httpsOnly's refusal.
+type plainHTTPRefusedError struct{ registry string }
+
+func (e *plainHTTPRefusedError) Error() string {
+	return fmt.Sprintf("plain HTTP to registry %q refused: it is not marked insecure", e.registry)
 }
