@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/kiln-build/kiln/pkg/cli.Version=$(VERSION)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build demo test test-deps unit bench conformance lint clean
+.PHONY: all build demo test test-deps unit bench conformance images e2e-runtime lint clean
 
 all: build
 
@@ -31,6 +31,15 @@ unit:
 ## bench: benchmarks (speed is measured here, never asserted in tests)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer
+
+## images: kiln's executor images (kiln:executor, kiln:debug), built by kiln itself;
+## PLATFORM=linux/arm64 BUSYBOX=... for another platform, PUSH=1 REPO=registry/kiln to push
+images:
+	hack/images.sh
+
+## e2e-runtime: the debug image under runc with a default Kubernetes pod's security (also part of test)
+e2e-runtime: test-deps build
+	KILN_BINARY=$(CURDIR)/bin/kiln $(GO) test -count=1 -v -run 'TestExecutorImageUnderRunc' ./integration/
 
 ## conformance: the Dockerfile corpus in ../shared/conformance, against buildah
 conformance: build
