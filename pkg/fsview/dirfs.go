@@ -149,44 +149,11 @@ func (d *DirFS) openNoFollow(p string, flags int) (*os.File, error) {
 		return nil, err
 	}
 	defer unix.Close(rootFd)
-	rel := strings.TrimPrefix(Clean(p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	fd, err := unix.Openat2(rootFd, rel, &unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		// openat2 unavailable (old kernel, or a seccomp profile predating it):
-		// walk one component at a time, refusing symlinks.
-		fd, err = openByComponents(rootFd, rel, flags)
-	}
+	fd, err := OpenBeneath(rootFd, p, flags)
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), d.HostPath(p)), nil
-}
-
-func openByComponents(rootFd int, rel string, flags int) (int, error) {
-	dir, err := unix.Dup(rootFd)
-	if err != nil {
-		return -1, err
-	}
-	parts := strings.Split(rel, "/")
-	for i, c := range parts {
-		fl := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if i == len(parts)-1 {
-			fl = flags | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		}
-		next, err := unix.Openat(dir, c, fl, 0)
-		unix.Close(dir)
-		if err != nil {
-			return -1, err
-		}
-		dir = next
-	}
-	return dir, nil
 }
 
 // ModeFromUnix converts a stat mode to a Go file mode.

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-build/kiln/pkg/fsview"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
 )
 
 func must(t testing.TB, err error) {

@@ -8,10 +8,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kiln-build/kiln/pkg/fsview"
-	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/layer"
 )
 
 // Overlay's own xattrs, in the trusted namespace or, for mounts with the
@@ -54,7 +55,7 @@ func (c *upperConverter) dir(ctx context.Context, p string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fd, err := openBeneath(c.rootFd, p, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := fsview.OpenBeneath(c.rootFd, p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening directory %q: %w", p, err)
 	}

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/pkg/rootfs"
-	"golang.org/x/sys/unix"
 )
 
 // lowerLayer is the image the overlay tests start from.

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/pkg/rootfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/rootfs"
 )
 
 // TestRoundTrip checks the layers Diff writes against the trees they

@@ -8,9 +8,10 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/layer"
-	"golang.org/x/sys/unix"
 )
 
 // Snapshotter finds what changed below a root between two points in time.

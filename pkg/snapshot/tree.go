@@ -5,8 +5,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kiln-build/kiln/pkg/fsview"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
 )
 
 // node is the recorded metadata of one directory entry. One is kept per

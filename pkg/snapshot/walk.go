@@ -9,10 +9,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
 )
 
 type changeKind uint8
@@ -68,7 +69,7 @@ func (w *walker) dir(ctx context.Context, g *errgroup.Group, p string, self, old
 	if w.old != nil && (self == nil || old != nil && old.isDir()) {
 		oldState = w.old[p]
 	}
-	fd, err := openBeneath(w.rootFd, p, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := fsview.OpenBeneath(w.rootFd, p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening directory %q: %w", p, err)
 	}

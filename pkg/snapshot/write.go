@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/pkg/layer"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/layer"
 )
 
 const (
@@ -103,7 +105,7 @@ func (c *dirCursor) open(p string) (int, error) {
 		return c.fd, nil
 	}
 	c.close()
-	fd, err := openBeneath(c.rootFd, p, unix.O_PATH|unix.O_DIRECTORY)
+	fd, err := fsview.OpenBeneath(c.rootFd, p, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return -1, fmt.Errorf("opening directory %q: %w", p, err)
 	}
