@@ -53,22 +53,7 @@ func (c *copier) expand(src string) ([]*localSource, error) {
 	if len(matches) == 0 {
 		return nil, c.noMatch(src)
 	}
-	var out []*localSource
-	for _, m := range matches {
-		e, err := fsview.Stat(c.req.Src, m.path)
-		if err != nil {
-			return nil, c.notFound(m.rel, err)
-		}
-		skip, err := c.excluded(m.rel, e.IsDir())
-		if err != nil {
-			return nil, err
-		}
-		if skip {
-			continue
-		}
-		out = append(out, &localSource{path: e.Path, entry: e, base: path.Base(m.path), rel: m.rel})
-	}
-	return out, nil
+	return c.fromMatches(matches, true)
 }
 
 // expandParents resolves a --parents source: the part after an optional
@@ -101,9 +86,20 @@ func (c *copier) expandParents(src string) ([]*localSource, error) {
 	if len(matches) == 0 {
 		return nil, c.noMatch(src)
 	}
+	return c.fromMatches(matches, false)
+}
+
+// fromMatches turns glob matches into sources, leaving out the excluded
+// ones. follow says whether a matched symlink is followed (a glob source)
+// or copied as a link (--parents).
+func (c *copier) fromMatches(matches []globMatch, follow bool) ([]*localSource, error) {
 	var out []*localSource
 	for _, m := range matches {
-		e, err := c.req.Src.Lstat(m.path)
+		lookup := c.req.Src.Lstat
+		if follow {
+			lookup = func(p string) (*fsview.Entry, error) { return fsview.Stat(c.req.Src, p) }
+		}
+		e, err := lookup(m.path)
 		if err != nil {
 			return nil, c.notFound(m.rel, err)
 		}
@@ -114,7 +110,8 @@ func (c *copier) expandParents(src string) ([]*localSource, error) {
 		if skip {
 			continue
 		}
-		out = append(out, &localSource{path: m.path, entry: e, base: path.Base(m.path), rel: m.rel})
+		// A followed link is copied from where it leads, named as matched.
+		out = append(out, &localSource{path: e.Path, entry: e, base: path.Base(m.path), rel: m.rel})
 	}
 	return out, nil
 }
