@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,7 +24,7 @@ type Builder struct {
 
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageFuture
-	images  map[string]*fsview.LayerFS // COPY --from=<image> views, by reference
+	images  map[string]*imageView // COPY --from=<image> views, by reference
 	inPlace *inPlaceRoot               // set with in-place isolation
 
 	cacheMu     sync.Mutex
@@ -36,6 +37,9 @@ type stageFuture struct {
 	done chan struct{}
 	res  *stageResult
 	err  error
+	// users counts the stages still to finish that use this one (FROM,
+	// COPY --from, RUN --mount from=); at zero its root filesystem can go.
+	users int
 }
 
 // New returns a Builder for plan.
@@ -53,7 +57,7 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	if o.jobs < 1 {
 		o.jobs = 1
 	}
-	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*fsview.LayerFS{},
+	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{},
 		cacheLocks: map[string]*sync.Mutex{}, cacheClaims: map[string]bool{}}
 	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {
 		// One root, "/": stages take turns.
@@ -61,6 +65,13 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	}
 	for _, s := range plan.Stages {
 		b.results[s] = &stageFuture{done: make(chan struct{})}
+	}
+	for _, s := range plan.Stages {
+		for _, dep := range stageDeps(s) {
+			if f, ok := b.results[dep]; ok {
+				f.users++
+			}
+		}
 	}
 	return b, nil
 }
@@ -100,6 +111,7 @@ func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
 			}
 			defer func() { <-slots }()
 			f.res, f.err = b.buildStage(ctx, s)
+			b.finished(s)
 			return f.err
 		})
 	}
@@ -110,13 +122,33 @@ func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
 	return res.image, nil
 }
 
-// stageDeps lists the stages s needs before it can start.
+// stageDeps lists the stages s needs before it can start, once each.
 func stageDeps(s *dockerfile.Stage) []*dockerfile.Stage {
 	deps := append([]*dockerfile.Stage(nil), s.Deps...)
-	if s.BaseStage != nil {
+	if s.BaseStage != nil && !slices.Contains(deps, s.BaseStage) {
 		deps = append(deps, s.BaseStage)
 	}
 	return deps
+}
+
+// finished releases the root filesystems nobody will read any more: those
+// of s and of its dependencies once their last user is done. Their layers
+// stay, so a late reader (an ONBUILD trigger's COPY --from) still works.
+func (b *Builder) finished(s *dockerfile.Stage) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	release := func(f *stageFuture) {
+		if f.users == 0 && f.res != nil && f.res.root != nil {
+			f.res.root.release()
+		}
+	}
+	release(b.results[s])
+	for _, dep := range stageDeps(s) {
+		if f, ok := b.results[dep]; ok {
+			f.users--
+			release(f)
+		}
+	}
 }
 
 // wait returns the result of a stage once it is built.
@@ -136,25 +168,39 @@ func (b *Builder) wait(ctx context.Context, s *dockerfile.Stage) (*stageResult, 
 	return f.res, nil
 }
 
+// imageView is an image named by COPY --from or RUN --mount from=, pulled
+// once per build however many stages name it.
+type imageView struct {
+	once sync.Once
+	lfs  *fsview.LayerFS
+	err  error
+}
+
 // imageFS returns the tree of an image named by COPY --from or RUN --mount
-// from=, pulled once per build.
+// from=. Concurrent stages wait for one pull; different images are pulled
+// in parallel.
 func (b *Builder) imageFS(ctx context.Context, ref string) (*fsview.LayerFS, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if l, ok := b.images[ref]; ok {
-		return l, nil
+	v, ok := b.images[ref]
+	if !ok {
+		v = &imageView{}
+		b.images[ref] = v
 	}
-	img, err := b.pull(ctx, ref, "")
-	if err != nil {
-		return nil, err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("image %q: %w", ref, err)
-	}
-	l := fsview.NewLayerFS(layers, fsview.WithSpoolDir(b.opts.workDir))
-	b.images[ref] = l
-	return l, nil
+	b.mu.Unlock()
+	v.once.Do(func() {
+		img, err := b.pull(ctx, ref, "")
+		if err != nil {
+			v.err = err
+			return
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			v.err = fmt.Errorf("image %q: %w", ref, err)
+			return
+		}
+		v.lfs = fsview.NewLayerFS(layers, fsview.WithSpoolDir(b.opts.workDir))
+	})
+	return v.lfs, v.err
 }
 
 func (b *Builder) pull(ctx context.Context, ref, platform string) (v1.Image, error) {
@@ -173,8 +219,10 @@ func (b *Builder) pull(ctx context.Context, ref, platform string) (v1.Image, err
 }
 
 func (b *Builder) close() {
-	for _, l := range b.images {
-		l.Close()
+	for _, v := range b.images {
+		if v.lfs != nil {
+			v.lfs.Close()
+		}
 	}
 	for _, f := range b.results {
 		if f.res != nil {

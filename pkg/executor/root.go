@@ -51,10 +51,8 @@ func (r *rootState) release() {
 		return
 	}
 	r.gone = true
-	if err := os.RemoveAll(r.dir); err != nil {
-		// Leftovers are in kiln's work dir, which is removed at the end.
-		_ = err
-	}
+	// Whatever cannot be removed now goes with the work dir at the end.
+	os.RemoveAll(r.dir)
 }
 
 // materialize puts the stage's current tree on disk, once, and takes the
