@@ -25,7 +25,7 @@ type Builder struct {
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageFuture
 	images  map[string]*imageView // COPY --from=<image> views, by reference
-	inPlace *inPlaceRoot               // set with in-place isolation
+	inPlace *inPlaceRoot          // set with in-place isolation
 
 	cacheMu     sync.Mutex
 	cacheLocks  map[string]*sync.Mutex // sharing=locked cache mounts
