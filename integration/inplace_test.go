@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -50,13 +51,24 @@ func TestInPlaceInThrowawayRoot(t *testing.T) {
 	before := listTree(t, root, "kiln", "workspace", "oldroot", "proc", "dev", "sys")
 
 	// The workspace: what a CI system mounts (the context, outputs).
+	// RUN --mount works without mounting: copies, moves and placeholders.
 	workspace := writeFiles(t, map[string]string{
 		"Dockerfile": `FROM ` + base + ` AS build
 RUN mkdir -p /out && echo built > /out/artifact && echo leftover > /etc/build-only
 FROM ` + base + `
 COPY --from=build /out/artifact /app/artifact
 RUN echo "second stage" > /app/note && rm /bin/vi
+RUN --mount=type=cache,target=/var/cache/demo sh -c 'echo run >> /var/cache/demo/log; wc -l < /var/cache/demo/log > /app/cache-runs'
+RUN --mount=type=bind,source=ctx.txt,target=/mnt/ctx.txt cp /mnt/ctx.txt /app/from-bind
+RUN --mount=type=secret,id=tok,required wc -c < /run/secrets/tok > /app/secret-size
+RUN --mount=type=tmpfs,target=/tmp touch /tmp/in-tmpfs && ls /tmp > /app/tmpfs-listing
+RUN <<EOF
+#!/bin/sh
+echo "script ran" > /app/script
+EOF
 `,
+		"ctx.txt": "from the context\n",
+		"token":   "s3cr3t",
 	})
 
 	script := `set -e
@@ -71,7 +83,7 @@ pivot_root . oldroot
 exec /busybox/sh -c 'umount -l /oldroot && rmdir /oldroot && cd /workspace &&
   for dest in "$DEST1" "$DEST2"; do
     /kiln/kiln build --isolation in-place --force --context /workspace --destination "$dest" \
-      --insecure-registry "$REGISTRY" --digest-file "/workspace/digest-${dest##*:}" || exit 1
+      --insecure-registry "$REGISTRY" --digest-file "/workspace/digest-${dest##*:}" --secret id=tok,src=/workspace/token || exit 1
   done
   /busybox/cat /etc/ssl/shipped.pem > /workspace/shipped-after'
 `
@@ -87,12 +99,19 @@ exec /busybox/sh -c 'umount -l /oldroot && rmdir /oldroot && cd /workspace &&
 		t.Errorf("kiln did not use in-place isolation:\n%s", out.String())
 	}
 
-	// Both builds pushed the right image, without the container's files.
-	for _, tag := range []string{"first", "second"} {
+	// Both builds pushed the right image, without the container's files;
+	// the cache kiln keeps in /kiln carried over to the second build.
+	for i, tag := range []string{"first", "second"} {
 		fs := flatten(t, e.pull(e.ref("test/inplace:"+tag)))
 		wantFile(t, fs, "/app/artifact", "built\n", 0o644, 0, 0)
 		wantFile(t, fs, "/app/note", "second stage\n", 0o644, 0, 0)
-		for _, p := range []string{"/bin/vi", "/etc/build-only", "/kiln", "/kiln/kiln", "/workspace", "/busybox", "/etc/ssl/shipped.pem", "/out"} {
+		wantFile(t, fs, "/app/cache-runs", fmt.Sprintf("%d\n", i+1), 0o644, 0, 0)
+		wantFile(t, fs, "/app/from-bind", "from the context\n", 0o644, 0, 0)
+		wantFile(t, fs, "/app/secret-size", "6\n", 0o644, 0, 0)
+		wantFile(t, fs, "/app/tmpfs-listing", "in-tmpfs\n", 0o644, 0, 0)
+		wantFile(t, fs, "/app/script", "script ran\n", 0o644, 0, 0)
+		for _, p := range []string{"/bin/vi", "/etc/build-only", "/kiln", "/kiln/kiln", "/workspace", "/busybox", "/etc/ssl/shipped.pem", "/out",
+			"/var/cache/demo", "/mnt", "/mnt/ctx.txt", "/run/secrets", "/tmp/in-tmpfs"} {
 			if _, ok := fs[p]; ok {
 				t.Errorf("%s: %s is in the image", tag, p)
 			}

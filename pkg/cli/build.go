@@ -254,6 +254,7 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 		executor.WithRootless(mode == sandbox.ModeRootless),
 		executor.WithIgnorePaths(ignorePaths(f, mode)),
 		executor.WithRunOutput(runOutput(g, log)),
+		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
 	}
 	if epoch != nil {
 		opts = append(opts, executor.WithReproducible(*epoch))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -56,6 +57,9 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	}
 	if o.jobs < 1 {
 		o.jobs = 1
+	}
+	if o.cacheDir == "" {
+		o.cacheDir = filepath.Join(o.workDir, "cache")
 	}
 	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{},
 		cacheLocks: map[string]*sync.Mutex{}, cacheClaims: map[string]bool{}}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -174,15 +176,15 @@ func (s *stageBuilder) bindSource(ctx context.Context, m *runMounts, src dockerf
 }
 
 // cacheDir returns the directory of a cache mount, creating it on first use.
-// Caches live in the work dir: they persist across builds when --kiln-dir
-// does.
+// Caches live in the cache dir (WithCacheDir): kiln's own directory keeps
+// them for the next build in the same container or on the same volume.
 func (b *Builder) cacheDir(ctx context.Context, m *runMounts, mnt *instructions.Mount, target string) (string, error) {
 	id := mnt.CacheID
 	if id == "" {
 		id = target
 	}
 	key := fmt.Sprintf("%x", sha256.Sum256([]byte(id)))[:32]
-	dir := filepath.Join(b.opts.workDir, "cache", key)
+	dir := filepath.Join(b.opts.cacheDir, key)
 	switch mnt.CacheSharing {
 	case instructions.MountSharingLocked:
 		unlock := b.lockCache(key)
@@ -285,50 +287,76 @@ func (b *Builder) secretMount(m *runMounts, mnt *instructions.Mount) (*sandbox.M
 	return &sandbox.Mount{Type: sandbox.MountSecret, Source: file, Target: path.Clean(target), ReadOnly: true}, nil
 }
 
-// placeInRoot gives the RUN its secrets with in-place isolation, where
-// nothing can be mounted: each secret file is copied to its target for the
-// RUN only, hidden from the snapshot, and removed afterwards with the
-// directories created for it. Other mount types cannot be honoured there.
+// placeInRoot provides the RUN's mounts with in-place isolation, where
+// nothing can be mounted. Each target is set up for the RUN only, hidden
+// from the snapshot, and put back afterwards: what the image has there is
+// moved aside; a secret or a bind gets a copy of its source (writes to it
+// are discarded, and a read-only bind is not enforced); a cache directory is
+// moved in and back out, keeping what the RUN wrote; a tmpfs is an empty
+// directory.
 func (m *runMounts) placeInRoot(s *stageBuilder, root *rootState) error {
 	if root.inPlace == nil {
 		return nil
 	}
-	for _, mt := range m.sandbox {
-		if mt.Type != sandbox.MountSecret {
-			return fmt.Errorf("RUN --mount=type=%s (target %q) cannot be honoured with in-place isolation, where kiln may not mount; only secrets are supported there", mt.Type, mt.Target)
-		}
-		undo, err := placeFile(root.dir, mt.Source, mt.Target)
+	mounts := append([]sandbox.Mount(nil), m.sandbox...)
+	// Outer targets first, so that a nested one lands inside.
+	sort.SliceStable(mounts, func(i, j int) bool {
+		return strings.Count(mounts[i].Target, "/") < strings.Count(mounts[j].Target, "/")
+	})
+	for _, mt := range mounts {
+		placed, undo, err := placeMount(root.dir, s.b.opts.workDir, mt)
 		if err != nil {
-			return fmt.Errorf("providing secret at %q: %w", mt.Target, err)
+			return fmt.Errorf("providing --mount=type=%s at %q without mounting: %w", mt.Type, mt.Target, err)
 		}
 		m.placed = append(m.placed, undo)
-		s.runMountTargets = append(s.runMountTargets, mt.Target)
+		s.runMountTargets = append(s.runMountTargets, placed)
 	}
 	return nil
 }
 
-// placeFile copies src to target inside root (keeping its mode and owner),
-// creating missing directories, and returns the function that removes what
-// it created and puts back the mtime of the directory it created it in.
-func placeFile(root, src, target string) (func() error, error) {
-	dir, created, err := mkdirsRecorded(root, path.Dir(target))
+// placeMount sets up one mount target inside root and returns the container
+// path it used (symlinks on the way resolved) and the function that undoes
+// it.
+func placeMount(root, workDir string, mt sandbox.Mount) (string, func() error, error) {
+	dir, created, err := mkdirsRecorded(root, path.Dir(mt.Target))
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	host := filepath.Join(dir, path.Base(target))
+	host := filepath.Join(dir, path.Base(mt.Target))
+	rel, err := filepath.Rel(root, host)
+	if err != nil {
+		return "", nil, err
+	}
+	placed := fsview.Clean(rel)
 	parent := dir
 	if len(created) > 0 {
 		parent = filepath.Dir(created[0])
 	}
 	st, err := os.Stat(parent)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	mtime := st.ModTime()
+	aside := ""
+	if _, err := os.Lstat(host); err == nil {
+		if aside, err = os.MkdirTemp(workDir, "aside-"); err != nil {
+			return "", nil, err
+		}
+		aside = filepath.Join(aside, "content")
+		if err := moveTree(host, aside); err != nil {
+			return "", nil, err
+		}
+	}
+	isCache := mt.Type == sandbox.MountCache
 	undo := func() error {
 		var errs []error
-		if err := os.Remove(host); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if isCache {
+			errs = append(errs, moveTree(host, mt.Source))
+		} else if err := os.RemoveAll(host); err != nil {
 			errs = append(errs, err)
+		}
+		if aside != "" {
+			errs = append(errs, moveTree(aside, host), os.Remove(filepath.Dir(aside)))
 		}
 		for i := len(created) - 1; i >= 0; i-- {
 			errs = append(errs, os.Remove(created[i]))
@@ -336,22 +364,77 @@ func placeFile(root, src, target string) (func() error, error) {
 		errs = append(errs, os.Chtimes(parent, mtime, mtime))
 		return errors.Join(errs...)
 	}
-	data, err := os.ReadFile(src)
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = os.Stat(src); err == nil {
-			err = os.WriteFile(host, data, fi.Mode().Perm())
+	switch mt.Type {
+	case sandbox.MountSecret, sandbox.MountBind:
+		err = copyHost(mt.Source, host)
+	case sandbox.MountCache:
+		err = moveTree(mt.Source, host)
+	case sandbox.MountTmpfs:
+		if err = os.Mkdir(host, 0o1777); err == nil {
+			err = os.Chmod(host, 0o1777) // past the umask
 		}
-		if err == nil {
-			uid, gid := ownerOf(fi)
-			err = os.Lchown(host, uid, gid)
-		}
+	default:
+		err = fmt.Errorf("unknown mount type %q", mt.Type)
 	}
 	if err != nil {
 		undo()
-		return nil, err
+		return "", nil, err
 	}
-	return undo, nil
+	return placed, undo, nil
+}
+
+// moveTree moves a file or directory, copying it when src and dst are on
+// different filesystems (a cache on a volume, say).
+func moveTree(src, dst string) error {
+	err := os.Rename(src, dst)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	if err := copyHost(src, dst); err != nil {
+		return err
+	}
+	return os.RemoveAll(src)
+}
+
+// copyHost copies the file or directory src to the new path dst, keeping
+// modes, owners, times and links.
+func copyHost(src, dst string) error {
+	st, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, data, st.Mode().Perm()); err != nil {
+			return err
+		}
+		uid, gid := ownerOf(st)
+		if err := os.Chmod(dst, st.Mode().Perm()); err != nil {
+			return err
+		}
+		return os.Lchown(dst, uid, gid)
+	}
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return err
+	}
+	srcFS, err := fsview.NewDirFS(src)
+	if err != nil {
+		return err
+	}
+	if err := copyTree(context.Background(), srcFS, "/", dst, "/"); err != nil {
+		return err
+	}
+	uid, gid := ownerOf(st)
+	if err := os.Lchown(dst, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, st.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSticky)); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, st.ModTime(), st.ModTime())
 }
 
 // mkdirsRecorded creates the missing directories of p inside root and

@@ -39,6 +39,7 @@ type options struct {
 	rootless       bool
 	ignorePaths    []string
 	runOutput      io.Writer
+	cacheDir       string
 }
 
 // Option configures a Builder.
@@ -98,6 +99,10 @@ func WithRootless(b bool) Option { return func(o *options) { o.rootless = b } }
 // WithIgnorePaths excludes container paths from every snapshot
 // (--ignore-path).
 func WithIgnorePaths(paths []string) Option { return func(o *options) { o.ignorePaths = paths } }
+
+// WithCacheDir keeps RUN --mount=type=cache directories in dir, so that
+// they outlive the build (default: in the work dir, for this build only).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
