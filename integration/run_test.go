@@ -239,3 +239,44 @@ RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs-
 		}
 	}
 }
+
+// A stage continuing from a stage it is the only user of takes over its
+// root filesystem instead of extracting the layers again; the result must be
+// the same as if it had.
+func TestFromStageContinuesInTheRootFilesystem(t *testing.T) {
+	testutil.RequireRoot(t, "RUN with chroot isolation")
+	e := newEnv(t)
+	base := pushBusybox(e)
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile": `FROM ` + base + ` AS deps
+RUN mkdir /deps && echo lib > /deps/lib && echo tmp > /deps/tmp
+COPY extra.txt /deps/extra.txt
+FROM deps AS build
+RUN rm /deps/tmp && echo app > /app && cat /deps/extra.txt >> /app
+FROM deps AS other
+RUN echo other > /other
+FROM build
+COPY --from=other /other /other-copy
+RUN test ! -e /deps/tmp && echo final > /final
+`,
+		"extra.txt": "extra\n",
+	})
+	dest := e.ref("test/chain:1")
+	out := e.build(dir, "-d", dest)
+	// deps has two users (build, other): both extract it. build's only user
+	// is the last stage, which continues in build's tree.
+	if n := strings.Count(out, "continuing in its root filesystem"); n != 1 {
+		t.Errorf("%d stages took over their parent's root filesystem, want 1:\n%s", n, out)
+	}
+	fs := flatten(t, e.pull(dest))
+	wantFile(t, fs, "/deps/lib", "lib\n", 0o644, 0, 0)
+	wantFile(t, fs, "/deps/extra.txt", "extra\n", 0o644, 0, 0)
+	wantFile(t, fs, "/app", "app\nextra\n", 0o644, 0, 0)
+	wantFile(t, fs, "/final", "final\n", 0o644, 0, 0)
+	wantFile(t, fs, "/other-copy", "other\n", 0o644, 0, 0)
+	for _, p := range []string{"/deps/tmp", "/other"} {
+		if _, ok := fs[p]; ok {
+			t.Errorf("%s is in the image", p)
+		}
+	}
+}

@@ -243,13 +243,36 @@ func (b *Builder) needsRoot() bool { return NeedsRoot(b.plan, b.opts.singleSnaps
 // a base image's ONBUILD triggers are only known once it is pulled.)
 func NeedsRoot(plan *dockerfile.Plan, singleSnapshot bool) bool {
 	for _, s := range plan.Stages {
-		for _, c := range s.Commands {
-			if _, ok := c.(*instructions.RunCommand); ok {
-				return true
-			}
+		if stageRunsCommands(s) {
+			return true
 		}
 	}
 	return singleSnapshot
+}
+
+func stageRunsCommands(s *dockerfile.Stage) bool {
+	for _, c := range s.Commands {
+		if _, ok := c.(*instructions.RunCommand); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptRoot hands the root filesystem of the finished stage parent to the
+// stage continuing from it, when that stage is the parent's last user: the
+// tree (and its snapshot baseline) is exactly where the child starts, so
+// nothing is extracted again. The parent's result keeps its layers.
+func (b *Builder) adoptRoot(parent *dockerfile.Stage) *rootState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.results[parent]
+	if f == nil || f.res == nil || f.res.root == nil || f.users != 1 || !f.res.root.kept() {
+		return nil
+	}
+	r := f.res.root
+	f.res.root = nil
+	return r
 }
 
 // inPlaceProtected lists what in-place isolation must leave alone besides

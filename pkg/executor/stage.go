@@ -109,7 +109,14 @@ func (s *stageBuilder) from(ctx context.Context) error {
 		}
 		s.base, s.cfg, s.lfs = parent.image, parent.cfg.clone(), parent.lfs.Clone()
 		s.scope = parent.scope.Child(st)
-		s.log.Infof("FROM stage %s", stageLabel(st.BaseStage))
+		if stageRunsCommands(st) || s.b.opts.singleSnapshot {
+			s.root = s.b.adoptRoot(st.BaseStage)
+		}
+		if s.root != nil {
+			s.log.Infof("FROM stage %s (continuing in its root filesystem)", stageLabel(st.BaseStage))
+		} else {
+			s.log.Infof("FROM stage %s", stageLabel(st.BaseStage))
+		}
 	case strings.EqualFold(st.Base, "scratch"):
 		s.base = empty.Image
 		s.cfg = scratchConfig(s.platform())
