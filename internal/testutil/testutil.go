@@ -29,6 +29,7 @@ func RequireFile(t testing.TB, path, pkg string) {
 var (
 	buildOnce sync.Once
 	binary    string
+	buildDir  string
 	buildErr  error
 )
 
@@ -46,6 +47,7 @@ func Kiln(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		binary = filepath.Join(dir, "kiln")
 		cmd := exec.Command("go", "build", "-o", binary, "./cmd/kiln")
 		cmd.Dir = RepoRoot()
@@ -58,6 +60,14 @@ func Kiln(t testing.TB) string {
 		t.Fatalf("building kiln: %v", buildErr)
 	}
 	return binary
+}
+
+// Cleanup removes the binary Kiln built; call it from TestMain after the
+// tests ran.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 }
 
 type buildError struct {

@@ -111,8 +111,12 @@ func namespacedCommand(spec *Spec) (command, error) {
 		}
 	}
 	if ids.setgroupsDenied {
-		if len(spec.Groups) > 0 {
-			return command{}, fmt.Errorf("supplementary groups %v cannot be set in kiln's user namespace, which has a single mapping: %s", spec.Groups, subIDHint)
+		// The primary group needs no setgroups: asking for it alone (what
+		// initgroups gives a user in no other group) is fine.
+		for _, g := range spec.Groups {
+			if g != spec.GID {
+				return command{}, fmt.Errorf("supplementary groups %v cannot be set in kiln's user namespace, which has a single mapping: %s", spec.Groups, subIDHint)
+			}
 		}
 		c.NoSetGroups = true
 	}
