@@ -64,6 +64,9 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	size, _ := l.Layer.Size()
+	rc = &progressReader{ReadCloser: rc, total: size,
+		progress: newProgressLog(l.cache.log, fmt.Sprintf("pulling layer %s", digest))}
 	fill, err := newCacheFill(rc, digest, path, l.cache.log)
 	if err != nil {
 		l.cache.log.Warnf("layer %s is not cached: %v", digest, err)

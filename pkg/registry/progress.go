@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"io"
 	"time"
 
 	"github.com/docker/go-units"
@@ -18,10 +19,20 @@ type progressLog struct {
 	what     string // `pushing "host/repo:tag"`
 	interval time.Duration
 	now      func() time.Time
+	logged   time.Time
 }
 
 func newProgressLog(log logrus.FieldLogger, what string) *progressLog {
-	return &progressLog{log: log, what: what, interval: progressInterval, now: time.Now}
+	return &progressLog{log: log, what: what, interval: progressInterval, now: time.Now, logged: time.Now()}
+}
+
+// report logs complete of total when the interval has passed since the
+// last line.
+func (p *progressLog) report(complete, total int64) {
+	if now := p.now(); now.Sub(p.logged) >= p.interval {
+		p.log.Infof("%s: %s of %s", p.what, byteSize(complete), byteSize(total))
+		p.logged = now
+	}
 }
 
 // follow reads updates until the channel is closed and returns the last
@@ -29,18 +40,29 @@ func newProgressLog(log logrus.FieldLogger, what string) *progressLog {
 // returns them with more context.
 func (p *progressLog) follow(updates <-chan v1.Update) v1.Update {
 	var last v1.Update
-	logged := p.now()
+	p.logged = p.now()
 	for u := range updates {
 		if u.Error != nil {
 			continue
 		}
 		last = u
-		if now := p.now(); now.Sub(logged) >= p.interval {
-			p.log.Infof("%s: %s of %s", p.what, byteSize(u.Complete), byteSize(u.Total))
-			logged = now
-		}
+		p.report(u.Complete, u.Total)
 	}
 	return last
+}
+
+// progressReader reports the progress of a download as it is read.
+type progressReader struct {
+	io.ReadCloser
+	progress    *progressLog
+	read, total int64
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	r.read += int64(n)
+	r.progress.report(r.read, r.total)
+	return n, err
 }
 
 // byteSize formats n for logs: "12.5MiB".

@@ -2,7 +2,9 @@ package registry
 
 import (
 	"errors"
+	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,5 +46,30 @@ func TestProgressLogRateLimited(t *testing.T) {
 	}
 	if !slices.Equal(lines, want) {
 		t.Fatalf("logged %q, want %q", lines, want)
+	}
+}
+
+func TestProgressReaderReportsDownloads(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	p := newProgressLog(log, "pulling layer sha256:abc")
+	clock := time.Unix(0, 0)
+	p.now = func() time.Time { clock = clock.Add(3 * time.Second); return clock }
+	p.logged = clock
+	data := strings.Repeat("x", 4<<20)
+	r := &progressReader{ReadCloser: io.NopCloser(strings.NewReader(data)), progress: p, total: int64(len(data))}
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := r.Read(buf); err == io.EOF {
+			break
+		}
+	}
+	// Reads at 3s, 6s, 9s, 12s, 15s: a line when 5s have passed since the last.
+	var lines []string
+	for _, e := range hook.AllEntries() {
+		lines = append(lines, e.Message)
+	}
+	want := []string{"pulling layer sha256:abc: 2MiB of 4MiB", "pulling layer sha256:abc: 4MiB of 4MiB"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
