@@ -1,6 +1,6 @@
 module github.com/kiln-build/kiln
 
-go 1.26.8
+go 1.26.4
 
 require (
 	github.com/cyphar/filepath-securejoin v0.7.0
