@@ -30,6 +30,10 @@ func (s *stageBuilder) run(ctx context.Context, orig, c *instructions.RunCommand
 	if s.b.opts.sandbox == nil {
 		return errors.New("RUN needs an isolation mode (see --isolation)")
 	}
+	if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
+		return errors.New("RUN --security=insecure is not supported: kiln never runs build steps privileged")
+	}
+	network := instructions.GetNetwork(c)
 	if err := checkEmulation(s.cfg.Architecture, binfmtDir); err != nil {
 		return err
 	}
@@ -76,10 +80,6 @@ func (s *stageBuilder) run(ctx context.Context, orig, c *instructions.RunCommand
 		return err
 	}
 
-	network := instructions.GetNetwork(c)
-	if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
-		return errors.New("RUN --security=insecure is not supported: kiln never runs build steps privileged")
-	}
 	out := newTail(s.b.opts.runOutput, tailLines)
 	spec := &sandbox.Spec{
 		Rootfs: root.dir,
