@@ -241,8 +241,7 @@ func runBuild(ctx context.Context, g *globalFlags, f *buildFlags, cmd *cobra.Com
 	}
 	opts := []executor.Option{
 		executor.WithImageSource(reg),
-		executor.WithContext(bctx.FS()),
-		executor.WithContextDir(bctx.Dir()),
+		executor.WithBuildContext(bctx),
 		executor.WithWorkDir(workDir),
 		executor.WithPlatform(platform),
 		executor.WithCompression(comp, f.compressionLevel),

@@ -26,11 +26,7 @@ type Builder struct {
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageFuture
 	images  map[string]*imageView // COPY --from=<image> views, by reference
-	inPlace *inPlaceRoot          // set with in-place isolation
-
-	cacheMu     sync.Mutex
-	cacheLocks  map[string]*sync.Mutex // sharing=locked cache mounts
-	cacheClaims map[string]bool        // sharing=private cache mounts in use
+	roots   rootAllocator         // where stage root filesystems live
 }
 
 // stageFuture is the result of a stage, available once done is closed.
@@ -61,11 +57,15 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	if o.cacheDir == "" {
 		o.cacheDir = filepath.Join(o.workDir, "cache")
 	}
-	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{},
-		cacheLocks: map[string]*sync.Mutex{}, cacheClaims: map[string]bool{}}
+	if o.secretsDir == "" {
+		o.secretsDir = o.workDir
+	}
+	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{}}
+	b.roots = &dirRoots{dir: rootsDir(o.workDir)}
 	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {
 		// One root, "/": stages take turns.
 		b.opts.jobs = 1
+		b.roots = newInPlaceRoots(o.workDir, b.inPlaceProtected(), o.log)
 	}
 	for _, s := range plan.Stages {
 		b.results[s] = &stageFuture{done: make(chan struct{})}
@@ -84,17 +84,12 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 // Stages wait for the stages they depend on; independent stages run
 // concurrently, at most jobs at a time.
 func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
-	defer b.close()
-	if b.opts.sandbox != nil && b.opts.sandbox.Mode() == sandbox.ModeInPlace && b.needsRoot() {
-		if b.inPlace, err = newInPlaceRoot(ctx, b.opts.workDir, b.inPlaceProtected(), b.opts.log); err != nil {
-			return nil, err
+	defer func() {
+		b.close()
+		if rerr := b.roots.Close(context.WithoutCancel(ctx)); rerr != nil && err == nil {
+			err = rerr
 		}
-		defer func() {
-			if rerr := b.inPlace.restore(context.WithoutCancel(ctx)); rerr != nil && err == nil {
-				err = fmt.Errorf("restoring the container's files after the build: %w", rerr)
-			}
-		}()
-	}
+	}()
 	g, ctx := errgroup.WithContext(ctx)
 	slots := make(chan struct{}, b.opts.jobs)
 	for _, s := range b.plan.Stages {
@@ -143,7 +138,7 @@ func (b *Builder) finished(s *dockerfile.Stage) {
 	defer b.mu.Unlock()
 	release := func(f *stageFuture) {
 		if f.users == 0 && f.res != nil && f.res.root != nil {
-			f.res.root.release()
+			f.res.root.Release()
 		}
 	}
 	release(b.results[s])
@@ -235,9 +230,6 @@ func (b *Builder) close() {
 	}
 }
 
-// needsRoot reports whether any stage must materialise a root filesystem.
-func (b *Builder) needsRoot() bool { return NeedsRoot(b.plan, b.opts.singleSnapshot) }
-
 // NeedsRoot reports whether building plan materialises a root filesystem:
 // a stage runs a command, or takes a single snapshot. (RUN instructions in
 // a base image's ONBUILD triggers are only known once it is pulled.)
@@ -263,11 +255,11 @@ func stageRunsCommands(s *dockerfile.Stage) bool {
 // stage continuing from it, when that stage is the parent's last user: the
 // tree (and its snapshot baseline) is exactly where the child starts, so
 // nothing is extracted again. The parent's result keeps its layers.
-func (b *Builder) adoptRoot(parent *dockerfile.Stage) *rootState {
+func (b *Builder) adoptRoot(parent *dockerfile.Stage) *stageRoot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f := b.results[parent]
-	if f == nil || f.res == nil || f.res.root == nil || f.users != 1 || !f.res.root.kept() {
+	if f == nil || f.res == nil || f.res.root == nil || f.users != 1 || !f.res.root.Live() {
 		return nil
 	}
 	r := f.res.root
@@ -279,42 +271,14 @@ func (b *Builder) adoptRoot(parent *dockerfile.Stage) *rootState {
 // the fixed paths and mount points: kiln's work dir, the build context,
 // the directory kiln started in and --ignore-path.
 func (b *Builder) inPlaceProtected() []string {
-	extra := []string{b.opts.workDir, b.opts.contextDir}
+	extra := []string{b.opts.workDir, b.opts.secretsDir}
+	if b.opts.context != nil {
+		extra = append(extra, b.opts.context.Dir())
+	}
 	if wd, err := os.Getwd(); err == nil {
 		extra = append(extra, wd)
 	}
 	return append(extra, b.opts.ignorePaths...)
-}
-
-// lockCache serialises RUNs using a sharing=locked cache.
-func (b *Builder) lockCache(key string) func() {
-	b.cacheMu.Lock()
-	l, ok := b.cacheLocks[key]
-	if !ok {
-		l = &sync.Mutex{}
-		b.cacheLocks[key] = l
-	}
-	b.cacheMu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
-
-// claimCache takes a sharing=private cache, reporting false when another
-// RUN uses it.
-func (b *Builder) claimCache(key string) bool {
-	b.cacheMu.Lock()
-	defer b.cacheMu.Unlock()
-	if b.cacheClaims[key] {
-		return false
-	}
-	b.cacheClaims[key] = true
-	return true
-}
-
-func (b *Builder) releaseCache(key string) {
-	b.cacheMu.Lock()
-	defer b.cacheMu.Unlock()
-	delete(b.cacheClaims, key)
 }
 
 func stageLabel(s *dockerfile.Stage) string {

@@ -47,12 +47,16 @@ func (s *stageBuilder) copy(ctx context.Context, orig instructions.Command, spec
 	if err != nil {
 		return err
 	}
+	dst, err := s.tree(ctx)
+	if err != nil {
+		return err
+	}
 	req := &copier.Request{
 		Sources:     spec.sources,
 		Dest:        spec.dest,
 		Workdir:     s.cfg.Config.WorkingDir,
 		Src:         src,
-		Dst:         s.fs(),
+		Dst:         dst,
 		Chmod:       spec.chmod,
 		Exclude:     spec.exclude,
 		Parents:     spec.parents,
@@ -66,7 +70,7 @@ func (s *stageBuilder) copy(ctx context.Context, orig instructions.Command, spec
 		req.Heredocs = append(req.Heredocs, copier.Inline{Name: c.Path, Data: []byte(c.Data)})
 	}
 	if spec.chown != "" {
-		uid, gid, err := userdb.LookupOwner(s.fs(), spec.chown)
+		uid, gid, err := userdb.LookupOwner(dst, spec.chown)
 		if err != nil {
 			return fmt.Errorf("--chown=%s: %w", spec.chown, err)
 		}
@@ -119,7 +123,7 @@ func (s *stageBuilder) copySource(ctx context.Context, orig instructions.Command
 		if s.b.opts.context == nil {
 			return nil, false, fmt.Errorf("no build context")
 		}
-		return s.b.opts.context, true, nil
+		return s.b.opts.context.FS(), true, nil
 	}
 	c, ok := orig.(*instructions.CopyCommand)
 	if !ok {

@@ -112,6 +112,15 @@ func withRawConfig(img v1.Image, raw []byte) (v1.Image, error) {
 	m = m.DeepCopy()
 	m.Config.Digest = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(raw))}
 	m.Config.Size = int64(len(raw))
+	// Through JSON and back, so that Manifest is exactly what RawManifest
+	// says (an empty map and a missing field are the same in JSON).
+	rawManifest, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if m, err = v1.ParseManifest(bytes.NewReader(rawManifest)); err != nil {
+		return nil, err
+	}
 	return &rawConfigImage{Image: img, raw: raw, manifest: m}, nil
 }
 

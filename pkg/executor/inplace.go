@@ -20,18 +20,22 @@ import (
 	"github.com/kiln-build/kiln/pkg/snapshot"
 )
 
-// inPlaceRoot manages "/" of the container kiln runs in when it is the
-// stage root (in-place isolation, kaniko's model). Before the first stage it
+// inPlaceRoots lends "/" of the container kiln runs in to one stage at a
+// time (in-place isolation, kaniko's model). Before the first stage it
 // records what the executor image shipped outside the protected paths;
-// before each stage and after the build it puts "/" back to exactly that,
-// so a second build in the same container starts clean.
-type inPlaceRoot struct {
-	log      logrus.FieldLogger
+// before each stage and at Close it puts "/" back to exactly that, so a
+// second build in the same container starts clean.
+type inPlaceRoots struct {
+	dir     string // "/"; a directory standing in for it in tests
+	workDir string
+	extra   []string // protected besides alwaysProtected and mount points
+	mounts  func() ([]string, error)
+	log     logrus.FieldLogger
+
+	mu       sync.Mutex
 	protect  []string
 	pristine *layer.File
-
-	mu  sync.Mutex
-	gen int
+	current  *inPlaceRoot
 }
 
 // alwaysProtected are paths of the container that kiln never deletes,
@@ -43,16 +47,65 @@ var alwaysProtected = []string{
 	"/kiln", "/kaniko", "/busybox", "/.dockerenv", "/run/.containerenv",
 }
 
-// newInPlaceRoot protects extra paths (work dir, context, the directory
-// kiln was started in, --ignore-path) besides every mount point, and
-// records the pristine state of "/".
-func newInPlaceRoot(ctx context.Context, workDir string, extra []string, log logrus.FieldLogger) (*inPlaceRoot, error) {
-	mounts, err := sandbox.Protected()
+// newInPlaceRoots lends "/", protecting extra paths (work dir, context, the
+// directory kiln was started in, --ignore-path) besides every mount point.
+func newInPlaceRoots(workDir string, extra []string, log logrus.FieldLogger) *inPlaceRoots {
+	return &inPlaceRoots{dir: "/", workDir: workDir, extra: extra, mounts: sandbox.Protected, log: log}
+}
+
+// New resets "/" and lends it to a new stage; the previous stage's tree
+// is gone from then on.
+func (a *inPlaceRoots) New(ctx context.Context, _ string) (rootFS, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pristine == nil {
+		if err := a.record(ctx); err != nil {
+			return nil, err
+		}
+	}
+	a.revoke()
+	if err := a.reset(ctx); err != nil {
+		return nil, err
+	}
+	a.current = &inPlaceRoot{a: a, live: true}
+	return a.current, nil
+}
+
+// Close puts "/" back as the executor image shipped it.
+func (a *inPlaceRoots) Close(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pristine == nil {
+		return nil
+	}
+	a.revoke()
+	err := a.reset(ctx)
+	a.pristine.Remove()
+	a.pristine = nil
 	if err != nil {
-		return nil, fmt.Errorf("listing mount points: %w", err)
+		return fmt.Errorf("restoring the container's files after the build: %w", err)
+	}
+	return nil
+}
+
+func (a *inPlaceRoots) revoke() {
+	if a.current != nil {
+		a.current.mu.Lock()
+		a.current.live = false
+		a.current.mu.Unlock()
+		a.current = nil
+	}
+}
+
+// record computes the protected paths and saves everything outside them
+// as a layer: the snapshot of "/" against an empty baseline.
+func (a *inPlaceRoots) record(ctx context.Context) error {
+	mounts, err := a.mounts()
+	if err != nil {
+		return fmt.Errorf("listing mount points: %w", err)
 	}
 	var protect []string
-	for _, p := range append(append(append([]string{}, alwaysProtected...), mounts...), extra...) {
+	for _, p := range append(append(append([]string{}, alwaysProtected...), mounts...), a.extra...) {
 		if p == "" || !path.IsAbs(p) {
 			continue
 		}
@@ -63,21 +116,36 @@ func newInPlaceRoot(ctx context.Context, workDir string, extra []string, log log
 		protect = append(protect, p)
 		// A protected path reached through a symlink must be protected
 		// where it really is, too.
-		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
-			protect = append(protect, real)
+		if real, err := filepath.EvalSymlinks(a.host(p)); err == nil {
+			if rel, err := filepath.Rel(a.dir, real); err == nil && !strings.HasPrefix(rel, "..") {
+				if cp := path.Clean("/" + rel); cp != p {
+					protect = append(protect, cp)
+				}
+			}
 		}
 	}
-	if exe, err := os.Executable(); err == nil {
+	if exe, err := os.Executable(); err == nil && a.dir == "/" {
 		protect = append(protect, exe)
 	}
 	sort.Strings(protect)
-	ip := &inPlaceRoot{log: log, protect: compactPaths(protect)}
-	log.Debugf("in-place: protected paths %s", strings.Join(ip.protect, ", "))
-	if err := ip.record(ctx, workDir); err != nil {
-		return nil, err
+	a.protect = compactPaths(protect)
+	a.log.Debugf("in-place: protected paths %s", strings.Join(a.protect, ", "))
+
+	w, err := layer.NewWriter(a.workDir)
+	if err != nil {
+		return err
 	}
-	return ip, nil
+	snap := snapshot.New(a.dir, snapshot.WithIgnore(a.protected))
+	if _, err := snap.Diff(ctx, w); err != nil {
+		w.Abort()
+		return fmt.Errorf("recording the container's files: %w", err)
+	}
+	a.pristine, err = w.Commit()
+	return err
 }
+
+// host is the host path of a container path.
+func (a *inPlaceRoots) host(p string) string { return filepath.Join(a.dir, p) }
 
 // compactPaths drops paths below another path of the sorted list.
 func compactPaths(sorted []string) []string {
@@ -92,8 +160,8 @@ func compactPaths(sorted []string) []string {
 }
 
 // protected reports whether a container path must not be touched.
-func (ip *inPlaceRoot) protected(p string) bool {
-	for _, pr := range ip.protect {
+func (a *inPlaceRoots) protected(p string) bool {
+	for _, pr := range a.protect {
 		if within(p, pr) {
 			return true
 		}
@@ -102,8 +170,8 @@ func (ip *inPlaceRoot) protected(p string) bool {
 }
 
 // holdsProtected reports whether a protected path lies below dir.
-func (ip *inPlaceRoot) holdsProtected(dir string) bool {
-	for _, pr := range ip.protect {
+func (a *inPlaceRoots) holdsProtected(dir string) bool {
+	for _, pr := range a.protect {
 		if within(pr, dir) {
 			return true
 		}
@@ -111,69 +179,25 @@ func (ip *inPlaceRoot) holdsProtected(dir string) bool {
 	return false
 }
 
-// record saves everything outside the protected paths as a layer: the
-// snapshot of "/" against an empty baseline.
-func (ip *inPlaceRoot) record(ctx context.Context, workDir string) error {
-	w, err := layer.NewWriter(workDir)
-	if err != nil {
-		return err
-	}
-	snap := snapshot.New("/", snapshot.WithIgnore(ip.protected))
-	if _, err := snap.Diff(ctx, w); err != nil {
-		w.Abort()
-		return fmt.Errorf("recording the container's files: %w", err)
-	}
-	if ip.pristine, err = w.Commit(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// acquire makes "/" pristine for a new stage and returns the stage's
-// generation: roots of earlier generations are gone.
-func (ip *inPlaceRoot) acquire(ctx context.Context) (int, error) {
-	ip.mu.Lock()
-	defer ip.mu.Unlock()
-	if err := ip.reset(ctx); err != nil {
-		return 0, err
-	}
-	ip.gen++
-	return ip.gen, nil
-}
-
-func (ip *inPlaceRoot) generation() int {
-	ip.mu.Lock()
-	defer ip.mu.Unlock()
-	return ip.gen
-}
-
-// restore puts "/" back as the executor image shipped it, at the end of the
-// build.
-func (ip *inPlaceRoot) restore(ctx context.Context) error {
-	ip.mu.Lock()
-	defer ip.mu.Unlock()
-	ip.gen++
-	return ip.reset(ctx)
-}
-
 // reset removes everything outside the protected paths, then extracts the
 // pristine layer.
-func (ip *inPlaceRoot) reset(ctx context.Context) error {
-	if err := ip.clear("/"); err != nil {
+func (a *inPlaceRoots) reset(ctx context.Context) error {
+	if err := a.clear("/"); err != nil {
 		return fmt.Errorf("cleaning \"/\" for in-place isolation: %w", err)
 	}
-	rc, err := ip.pristine.Uncompressed()
+	rc, err := a.pristine.Uncompressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return rootfs.Apply(ctx, "/", rc, rootfs.WithIgnore(ip.protected), rootfs.WithLogger(ip.log),
+	return rootfs.Apply(ctx, a.dir, rc, rootfs.WithIgnore(a.protected), rootfs.WithLogger(a.log),
 		rootfs.WithLayerName("the container's own files"))
 }
 
-// clear removes the contents of dir except protected paths.
-func (ip *inPlaceRoot) clear(dir string) error {
-	entries, err := os.ReadDir(dir)
+// clear removes the contents of the container directory dir except
+// protected paths.
+func (a *inPlaceRoots) clear(dir string) error {
+	entries, err := os.ReadDir(a.host(dir))
 	if err != nil {
 		return err
 	}
@@ -181,17 +205,50 @@ func (ip *inPlaceRoot) clear(dir string) error {
 	for _, e := range entries {
 		p := path.Join(dir, e.Name())
 		switch {
-		case ip.protected(p):
-		case e.IsDir() && ip.holdsProtected(p):
-			errs = append(errs, ip.clear(p))
+		case a.protected(p):
+		case e.IsDir() && a.holdsProtected(p):
+			errs = append(errs, a.clear(p))
 			// Gone unless a protected path really is below it (the
 			// pristine layer puts back a directory the image shipped).
-			if err := os.Remove(p); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EBUSY) {
+			if err := os.Remove(a.host(p)); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EBUSY) {
 				errs = append(errs, err)
 			}
 		default:
-			errs = append(errs, os.RemoveAll(p))
+			errs = append(errs, os.RemoveAll(a.host(p)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inPlaceRoot is "/" lent to one stage. Nothing can be mounted here, so
+// RUN mounts are placed as files.
+type inPlaceRoot struct {
+	a    *inPlaceRoots
+	mu   sync.Mutex
+	live bool
+}
+
+func (r *inPlaceRoot) Dir() string             { return r.a.dir }
+func (r *inPlaceRoot) Protected(p string) bool { return r.a.protected(p) }
+func (r *inPlaceRoot) PlacesMounts() bool      { return true }
+func (r *inPlaceRoot) Release()                {} // the next stage or Close resets "/"
+
+func (r *inPlaceRoot) Live() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live
+}
+
+// Provide places a RUN mount in "/" for the RUN only, hidden from the
+// snapshot, and returns how to put things back: what the image has at the
+// target is moved aside; a secret or a bind gets a copy of its source
+// (writes to it are discarded, and a read-only bind is not enforced); a
+// cache directory is moved in and back out, keeping what the RUN wrote; a
+// tmpfs is an empty directory.
+func (r *inPlaceRoot) Provide(m sandbox.Mount) (*sandbox.Mount, string, func() error, error) {
+	placed, undo, err := placeMount(r.a.dir, r.a.workDir, m)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("providing --mount=type=%s at %q without mounting: %w", m.Type, m.Target, err)
+	}
+	return nil, placed, undo, nil
 }

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -10,13 +9,16 @@ import (
 	"github.com/kiln-build/kiln/pkg/layer"
 )
 
-// fs is the stage's current tree: on disk once materialised, else the view
-// of its layers.
-func (s *stageBuilder) fs() fsview.FS {
-	if s.root != nil {
-		return s.root.fs
+// tree is the stage's current tree: on disk once materialised (brought up
+// to date with the stage's layers first), else the view of its layers.
+func (s *stageBuilder) tree(ctx context.Context) (fsview.FS, error) {
+	if s.root == nil {
+		return s.lfs, nil
 	}
-	return s.lfs
+	if err := s.syncRoot(ctx); err != nil {
+		return nil, err
+	}
+	return s.root.fs, nil
 }
 
 // newLayerWriter starts a layer with the build's compression and
@@ -32,23 +34,18 @@ func (s *stageBuilder) newLayerWriter() (*layer.Writer, error) {
 	return layer.NewWriter(s.b.layersDir(), opts...)
 }
 
-// commitLayer adds a layer written by COPY, ADD, WORKDIR or VOLUME. When the
-// stage's tree is on disk the layer is applied to it too. With
-// --single-snapshot the layer only changes the tree: the stage's one
-// snapshot at the end will contain it.
+// commitLayer adds a layer written by COPY, ADD, WORKDIR or VOLUME. A
+// materialised root receives it only when a later step needs the tree on
+// disk (see syncRoot). With --single-snapshot the layer only changes the
+// tree: the stage's one snapshot at the end will contain it.
 func (s *stageBuilder) commitLayer(ctx context.Context, l *layer.File, history string) error {
-	if s.root == nil && s.b.opts.singleSnapshot {
+	if s.b.opts.singleSnapshot {
 		if _, err := s.materialize(ctx); err != nil {
 			return err
 		}
-	}
-	if s.root != nil {
-		if err := s.applyLayer(ctx, s.root.dir, l); err != nil {
-			return fmt.Errorf("applying layer to %q: %w", s.root.dir, err)
+		if err := s.applyLayer(ctx, l); err != nil {
+			return err
 		}
-		s.root.stale = true
-	}
-	if s.b.opts.singleSnapshot {
 		s.addHistory(history, true)
 		return l.Remove()
 	}
@@ -61,6 +58,7 @@ func (s *stageBuilder) finishSnapshot(ctx context.Context) error {
 	if !s.b.opts.singleSnapshot || s.root == nil {
 		return nil
 	}
+	s.volumes = s.volumePaths(s.root.fs)
 	return s.snapshot(ctx, s.root, "single snapshot of stage "+stageName(s.stage))
 }
 

@@ -21,7 +21,11 @@ func (s *stageBuilder) workdir(ctx context.Context, c *instructions.WorkdirComma
 	s.cfg.Config.WorkingDir = wd
 	uid, gid := 0, 0
 	if u := s.cfg.Config.User; u != "" {
-		usr, err := userdb.LookupUser(s.fs(), u)
+		fsys, err := s.tree(ctx)
+		if err != nil {
+			return err
+		}
+		usr, err := userdb.LookupUser(fsys, u)
 		if err != nil {
 			return fmt.Errorf("creating working directory for USER %q: %w", u, err)
 		}
@@ -57,7 +61,10 @@ func (s *stageBuilder) volume(ctx context.Context, c *instructions.VolumeCommand
 // 0755, owned by uid:gid) and reports whether there was anything to create.
 // Symlinks on the way resolve inside the stage's tree.
 func (s *stageBuilder) mkdirAll(ctx context.Context, dirs []string, uid, gid int, history string) (bool, error) {
-	fsys := s.fs()
+	fsys, err := s.tree(ctx)
+	if err != nil {
+		return false, err
+	}
 	type dirEntry struct {
 		entry   *fsview.Entry
 		created bool

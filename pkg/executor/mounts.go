@@ -10,111 +10,152 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
-	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
 
-// runMounts are the mounts of one RUN and what to undo afterwards.
-type runMounts struct {
-	sandbox []sandbox.Mount
-	env     []string // secrets exposed as environment variables
-	temps   []string
-	unlock  []func()
-	placed  []func() error // undo files placed in "/" in-place
-	done    bool
-}
+// releaser gives back what a RUN acquired, last acquired first, on every
+// exit path (BuildKit's mounts with a release function are the model).
+type releaser []func() error
 
-func (m *runMounts) cleanup() error {
-	if m.done {
-		return nil
-	}
-	m.done = true
+func (r *releaser) push(f func() error) { *r = append(*r, f) }
+
+// release runs the release functions in reverse order, once each.
+func (r *releaser) release() error {
 	var errs []error
-	for i := len(m.placed) - 1; i >= 0; i-- {
-		errs = append(errs, m.placed[i]())
+	for i := len(*r) - 1; i >= 0; i-- {
+		errs = append(errs, (*r)[i]())
 	}
-	for _, u := range m.unlock {
-		u()
-	}
-	for _, t := range m.temps {
-		if err := os.RemoveAll(t); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	*r = nil
 	return errors.Join(errs...)
 }
 
-// prepareMounts turns the RUN's --mount flags into sandbox mounts.
-func (s *stageBuilder) prepareMounts(ctx context.Context, orig, c *instructions.RunCommand, extra []sandbox.Mount) (*runMounts, error) {
-	m := &runMounts{sandbox: append([]sandbox.Mount(nil), extra...)}
-	sources := s.stage.MountFrom[orig]
-	s.runMountTargets = s.runMountTargets[:0]
-	for i, mnt := range instructions.GetMounts(c) {
-		target := mnt.Target
-		if !path.IsAbs(target) {
-			target = path.Join(s.workingDir(), target)
-		}
-		target = path.Clean(target)
-		var src dockerfile.Source
-		if i < len(sources) {
-			src = sources[i]
-		}
-		if src.Stage == nil && src.Image == "" && mnt.From != "" {
-			// An ONBUILD trigger's mount: resolved now.
-			var err error
-			if src, err = s.b.plan.ResolveSource(s.stage, mnt.From); err != nil {
-				m.cleanup()
-				return nil, err
-			}
-		}
-		sm, err := s.mount(ctx, m, mnt, src, target)
-		if err != nil {
-			m.cleanup()
-			return nil, fmt.Errorf("--mount=type=%s,target=%s: %w", mnt.Type, mnt.Target, err)
-		}
-		if sm != nil {
-			m.sandbox = append(m.sandbox, *sm)
-		}
-	}
-	return m, nil
+// heldMount is one RUN mount, acquired: what the sandbox mounts (nil when
+// the root placed it itself), where the RUN finds it, and the environment
+// it adds (a secret as a variable).
+type heldMount struct {
+	mount  *sandbox.Mount
+	target string
+	env    []string
 }
 
-func (s *stageBuilder) mount(ctx context.Context, m *runMounts, mnt *instructions.Mount, src dockerfile.Source, target string) (*sandbox.Mount, error) {
-	switch mnt.Type {
-	case instructions.MountTypeBind:
-		host, err := s.bindSource(ctx, m, src, mnt.Source, !mnt.ReadOnly)
+// acquireMounts acquires the RUN's mounts in order (outer targets first, so
+// that a nested one lands inside), registering each release with rel.
+func (s *stageBuilder) acquireMounts(ctx context.Context, root *stageRoot, specs []mountSpec, rel *releaser) ([]heldMount, error) {
+	specs = append([]mountSpec(nil), specs...)
+	sort.SliceStable(specs, func(i, j int) bool {
+		return strings.Count(specs[i].Target, "/") < strings.Count(specs[j].Target, "/")
+	})
+	var out []heldMount
+	for _, spec := range specs {
+		h, err := s.acquireMount(ctx, root, spec, rel)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--mount=type=%s,target=%s: %w", spec.Type, spec.Mount.Target, err)
 		}
-		return &sandbox.Mount{Type: sandbox.MountBind, Source: host, Target: target, ReadOnly: mnt.ReadOnly}, nil
-	case instructions.MountTypeCache:
-		dir, err := s.b.cacheDir(ctx, m, mnt, target)
-		if err != nil {
-			return nil, err
+		if h != nil {
+			out = append(out, *h)
 		}
-		return &sandbox.Mount{Type: sandbox.MountCache, Source: dir, Target: target, ReadOnly: mnt.ReadOnly}, nil
-	case instructions.MountTypeTmpfs:
-		return &sandbox.Mount{Type: sandbox.MountTmpfs, Target: target, Size: mnt.SizeLimit}, nil
-	case instructions.MountTypeSecret:
-		return s.b.secretMount(m, mnt)
-	case instructions.MountTypeSSH:
-		return nil, errors.New("SSH agent forwarding is not supported: pass the key as a secret (--secret) and mount it with type=secret")
 	}
-	return nil, fmt.Errorf("unknown mount type %q", mnt.Type)
+	return out, nil
+}
+
+// acquireMount prepares the source of one mount on the host and has the
+// root provide it at its target.
+func (s *stageBuilder) acquireMount(ctx context.Context, root *stageRoot, spec mountSpec, rel *releaser) (*heldMount, error) {
+	var m sandbox.Mount
+	var env []string
+	switch spec.Type {
+	case instructions.MountTypeBind:
+		host, err := s.bindSource(ctx, spec, rel)
+		if err != nil {
+			return nil, err
+		}
+		m = sandbox.Mount{Type: sandbox.MountBind, Source: host, Target: spec.Target, ReadOnly: spec.ReadOnly}
+	case instructions.MountTypeCache:
+		dir, err := s.b.cacheMount(ctx, spec, !root.PlacesMounts(), rel)
+		if err != nil {
+			return nil, err
+		}
+		m = sandbox.Mount{Type: sandbox.MountCache, Source: dir, Target: spec.Target, ReadOnly: spec.ReadOnly}
+	case instructions.MountTypeTmpfs:
+		m = sandbox.Mount{Type: sandbox.MountTmpfs, Target: spec.Target, Size: spec.SizeLimit}
+	case instructions.MountTypeSecret:
+		sm, senv, err := s.b.secretMount(spec, rel)
+		if err != nil || sm == nil {
+			if len(senv) > 0 {
+				return &heldMount{env: senv}, err
+			}
+			return nil, err
+		}
+		m, env = *sm, senv
+	default:
+		return nil, fmt.Errorf("unknown mount type %q", spec.Type)
+	}
+	if m.Type != sandbox.MountSecret {
+		s.removeIfEmptyAfter(root, m.Target, rel)
+	}
+	return s.provide(root, m, env, rel)
+}
+
+// provide has the root make m available at its target for the RUN.
+func (s *stageBuilder) provide(root *stageRoot, m sandbox.Mount, env []string, rel *releaser) (*heldMount, error) {
+	mounted, target, undo, err := root.Provide(m)
+	if err != nil {
+		return nil, err
+	}
+	rel.push(undo)
+	if mounted == nil {
+		// Placed as files: the snapshot must not see them.
+		s.runMountTargets = append(s.runMountTargets, target)
+	}
+	return &heldMount{mount: mounted, target: target, env: env}, nil
+}
+
+// removeIfEmptyAfter arranges for a mount target that is an empty directory
+// in the root before the RUN to be removed after it, as the reference
+// builder does. A directory with content is always kept (buildah 1.28
+// deletes it too: kiln does not follow it there).
+func (s *stageBuilder) removeIfEmptyAfter(root *stageRoot, target string, rel *releaser) {
+	if strings.HasPrefix(target, "/dev/") {
+		return
+	}
+	p, err := fsview.Resolve(root.fs, target, true)
+	if err != nil {
+		return
+	}
+	e, err := root.fs.Lstat(p)
+	if err != nil || !e.IsDir() {
+		return
+	}
+	if ents, err := root.fs.ReadDir(p); err != nil || len(ents) > 0 {
+		return
+	}
+	rel.push(func() error {
+		host, err := securejoin.SecureJoin(root.Dir(), p)
+		if err != nil {
+			return err
+		}
+		// Remove (not RemoveAll) fails on a directory the RUN filled.
+		if err := os.Remove(host); err != nil && !errors.Is(err, os.ErrNotExist) && !isNotEmpty(err) {
+			return fmt.Errorf("removing mount point %q: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // bindSource returns the host path to bind for a source path of the build
 // context, a stage or an image. Writable binds get a private copy, whose
-// changes are discarded like BuildKit's.
-func (s *stageBuilder) bindSource(ctx context.Context, m *runMounts, src dockerfile.Source, p string, writable bool) (string, error) {
+// changes are discarded like BuildKit's; so does a read-only bind of a
+// context that .dockerignore filters, so that excluded files stay unseen.
+func (s *stageBuilder) bindSource(ctx context.Context, spec mountSpec, rel *releaser) (string, error) {
+	p := spec.Source
+	writable := !spec.ReadOnly
 	var fsys fsview.FS
-	switch {
+	switch src := spec.From; {
 	case src.Stage != nil:
 		res, err := s.b.wait(ctx, src.Stage)
 		if err != nil {
@@ -128,20 +169,10 @@ func (s *stageBuilder) bindSource(ctx context.Context, m *runMounts, src dockerf
 		}
 		fsys = l
 	default:
-		if s.b.opts.contextDir == "" {
+		if s.b.opts.context == nil {
 			return "", errors.New("no build context to mount")
 		}
-		if !writable {
-			host, err := securejoin.SecureJoin(s.b.opts.contextDir, p)
-			if err != nil {
-				return "", err
-			}
-			if _, err := os.Lstat(host); err != nil {
-				return "", fmt.Errorf("source %q: %w", p, err)
-			}
-			return host, nil
-		}
-		fsys = s.b.opts.context
+		fsys = s.b.opts.context.FS()
 	}
 	if d, ok := fsys.(*fsview.DirFS); ok && !writable {
 		resolved, err := fsview.Resolve(d, p, true)
@@ -153,323 +184,172 @@ func (s *stageBuilder) bindSource(ctx context.Context, m *runMounts, src dockerf
 		}
 		return d.HostPath(resolved), nil
 	}
-	// Not on disk (a layer view), or writable: a private copy.
+	// Not a plain directory on disk (a layer view, a filtered context), or
+	// writable: a private copy.
 	tmp, err := os.MkdirTemp(s.b.opts.workDir, "mount-")
 	if err != nil {
 		return "", err
 	}
-	m.temps = append(m.temps, tmp)
+	rel.push(func() error { return os.RemoveAll(tmp) })
 	e, err := fsview.Stat(fsys, p)
 	if err != nil {
 		return "", fmt.Errorf("source %q: %w", p, err)
 	}
 	if !e.IsDir() {
-		if err := copyTree(ctx, fsys, p, tmp, "/"+path.Base(p)); err != nil {
+		if err := copyTree(ctx, fsys, p, tmp, "/"+path.Base(p), s.b.copyOptions()...); err != nil {
 			return "", err
 		}
 		return filepath.Join(tmp, path.Base(p)), nil
 	}
-	if err := copyTree(ctx, fsys, p, tmp, "/"); err != nil {
+	if err := copyTree(ctx, fsys, p, tmp, "/", s.b.copyOptions()...); err != nil {
 		return "", err
 	}
 	return tmp, nil
 }
 
-// cacheDir returns the directory of a cache mount, creating it on first use.
-// Caches live in the cache dir (WithCacheDir): kiln's own directory keeps
-// them for the next build in the same container or on the same volume.
-func (b *Builder) cacheDir(ctx context.Context, m *runMounts, mnt *instructions.Mount, target string) (string, error) {
-	id := mnt.CacheID
+// cacheMount returns the directory of a cache mount, creating it on first
+// use. Caches live in the cache dir (WithCacheDir): kiln's own directory
+// keeps them for the next build in the same container or on the same
+// volume, which builds may share. sharing=locked (and any cache that the
+// root moves in and out rather than mounting, exclusive when not
+// mountable) holds a lock across processes for the RUN; sharing=private
+// takes the cache only when nobody holds it, else a fresh directory.
+func (b *Builder) cacheMount(ctx context.Context, spec mountSpec, mountable bool, rel *releaser) (string, error) {
+	id := spec.CacheID
 	if id == "" {
-		id = target
+		id = spec.Target
 	}
 	key := fmt.Sprintf("%x", sha256.Sum256([]byte(id)))[:32]
+	if err := os.MkdirAll(b.opts.cacheDir, 0o700); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(b.opts.cacheDir, key)
-	switch mnt.CacheSharing {
-	case instructions.MountSharingLocked:
-		unlock := b.lockCache(key)
-		m.unlock = append(m.unlock, unlock)
-	case instructions.MountSharingPrivate:
-		if !b.claimCache(key) {
+	lockPath := dir + ".lock"
+	switch {
+	case spec.CacheSharing == instructions.MountSharingPrivate:
+		unlock, ok, err := tryLockFile(lockPath)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
 			tmp, err := os.MkdirTemp(b.opts.workDir, "cache-private-")
 			if err != nil {
 				return "", err
 			}
-			m.temps = append(m.temps, tmp)
+			rel.push(func() error { return os.RemoveAll(tmp) })
 			return tmp, nil
 		}
-		m.unlock = append(m.unlock, func() { b.releaseCache(key) })
+		rel.push(unlock)
+	case spec.CacheSharing == instructions.MountSharingLocked || !mountable:
+		unlock, err := lockFile(ctx, lockPath, func() {
+			b.opts.log.Infof("Waiting for cache %q, which another RUN holds", id)
+		})
+		if err != nil {
+			return "", err
+		}
+		rel.push(unlock)
 	}
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		mode := os.FileMode(0o755)
-		if mnt.Mode != nil {
-			mode = os.FileMode(*mnt.Mode) & os.ModePerm
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", err
-		}
-		if err := os.Chmod(dir, mode); err != nil {
-			return "", err
-		}
-		uid, gid := -1, -1
-		if mnt.UID != nil {
-			uid = int(*mnt.UID)
-		}
-		if mnt.GID != nil {
-			gid = int(*mnt.GID)
-		}
-		if uid >= 0 || gid >= 0 {
-			if err := os.Lchown(dir, uid, gid); err != nil {
-				return "", err
-			}
+		if err := newCacheDir(dir, spec.Mount); err != nil {
+			return "", fmt.Errorf("creating cache %q: %w", id, err)
 		}
 	}
 	return dir, nil
 }
 
-// secretMount provides a --secret to a RUN, as a read-only file or as an
-// environment variable (env=NAME).
-func (b *Builder) secretMount(m *runMounts, mnt *instructions.Mount) (*sandbox.Mount, error) {
-	id := mnt.CacheID
-	if id == "" {
-		id = path.Base(mnt.Target)
-	}
-	if id == "" || id == "." || id == "/" {
-		return nil, errors.New("a secret mount needs an id")
-	}
-	value, ok := b.opts.secrets[id]
-	if !ok {
-		if mnt.Required {
-			return nil, fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
-		}
-		return nil, nil
-	}
-	if mnt.Env != nil {
-		name := *mnt.Env
-		if name == "" {
-			name = id
-		}
-		m.env = append(m.env, name+"="+string(value))
-		if mnt.Target == "" {
-			return nil, nil
-		}
-	}
-	target := mnt.Target
-	if target == "" {
-		target = "/run/secrets/" + id
-	}
-	dir, err := os.MkdirTemp(b.opts.workDir, "secret-")
+// newCacheDir creates a cache directory with the mode and owner of its
+// first --mount, atomically: concurrent builds see it complete or not at all.
+func newCacheDir(dir string, mnt *instructions.Mount) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m.temps = append(m.temps, dir)
-	file := filepath.Join(dir, "secret")
-	mode := os.FileMode(0o400)
+	mode := os.FileMode(0o755)
 	if mnt.Mode != nil {
 		mode = os.FileMode(*mnt.Mode) & os.ModePerm
 	}
-	if err := os.WriteFile(file, value, mode); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(file, mode); err != nil {
-		return nil, err
-	}
-	uid, gid := 0, 0
+	uid, gid := -1, -1
 	if mnt.UID != nil {
 		uid = int(*mnt.UID)
 	}
 	if mnt.GID != nil {
 		gid = int(*mnt.GID)
 	}
-	if err := os.Lchown(file, uid, gid); err != nil && !b.opts.rootless {
-		return nil, err
+	err = os.Chmod(tmp, mode)
+	if err == nil && (uid >= 0 || gid >= 0) {
+		err = os.Lchown(tmp, uid, gid)
 	}
-	return &sandbox.Mount{Type: sandbox.MountSecret, Source: file, Target: path.Clean(target), ReadOnly: true}, nil
-}
-
-// placeInRoot provides the RUN's mounts with in-place isolation, where
-// nothing can be mounted. Each target is set up for the RUN only, hidden
-// from the snapshot, and put back afterwards: what the image has there is
-// moved aside; a secret or a bind gets a copy of its source (writes to it
-// are discarded, and a read-only bind is not enforced); a cache directory is
-// moved in and back out, keeping what the RUN wrote; a tmpfs is an empty
-// directory.
-func (m *runMounts) placeInRoot(s *stageBuilder, root *rootState) error {
-	if root.inPlace == nil {
-		return nil
-	}
-	mounts := append([]sandbox.Mount(nil), m.sandbox...)
-	// Outer targets first, so that a nested one lands inside.
-	sort.SliceStable(mounts, func(i, j int) bool {
-		return strings.Count(mounts[i].Target, "/") < strings.Count(mounts[j].Target, "/")
-	})
-	for _, mt := range mounts {
-		placed, undo, err := placeMount(root.dir, s.b.opts.workDir, mt)
-		if err != nil {
-			return fmt.Errorf("providing --mount=type=%s at %q without mounting: %w", mt.Type, mt.Target, err)
+	if err == nil {
+		err = os.Rename(tmp, dir)
+		if isNotEmpty(err) || errors.Is(err, os.ErrExist) {
+			err = nil // another build created it first
 		}
-		m.placed = append(m.placed, undo)
-		s.runMountTargets = append(s.runMountTargets, placed)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
 	}
 	return nil
 }
 
-// placeMount sets up one mount target inside root and returns the container
-// path it used (symlinks on the way resolved) and the function that undoes
-// it.
-func placeMount(root, workDir string, mt sandbox.Mount) (string, func() error, error) {
-	dir, created, err := mkdirsRecorded(root, path.Dir(mt.Target))
+// secretMount provides a --secret to a RUN, as a read-only file or as an
+// environment variable (env=NAME), or both. The file lives in memory where
+// the machine allows it (see secretsDir), never in a layer.
+func (b *Builder) secretMount(spec mountSpec, rel *releaser) (*sandbox.Mount, []string, error) {
+	id := spec.CacheID
+	if id == "" {
+		id = path.Base(spec.Target)
+	}
+	if id == "" || id == "." || id == "/" {
+		return nil, nil, errors.New("a secret mount needs an id")
+	}
+	value, ok := b.opts.secrets[id]
+	if !ok {
+		if spec.Required {
+			return nil, nil, fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
+		}
+		return nil, nil, nil
+	}
+	var env []string
+	if spec.Env != nil {
+		name := *spec.Env
+		if name == "" {
+			name = id
+		}
+		env = append(env, name+"="+string(value))
+		if spec.Mount.Target == "" {
+			return nil, env, nil
+		}
+	}
+	target := spec.Target
+	if target == "" {
+		target = "/run/secrets/" + id
+	}
+	dir, err := os.MkdirTemp(b.opts.secretsDir, "secret-")
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	host := filepath.Join(dir, path.Base(mt.Target))
-	rel, err := filepath.Rel(root, host)
-	if err != nil {
-		return "", nil, err
+	rel.push(func() error { return os.RemoveAll(dir) })
+	file := filepath.Join(dir, "secret")
+	mode := os.FileMode(0o400)
+	if spec.Mode != nil {
+		mode = os.FileMode(*spec.Mode) & os.ModePerm
 	}
-	placed := fsview.Clean(rel)
-	parent := dir
-	if len(created) > 0 {
-		parent = filepath.Dir(created[0])
+	if err := os.WriteFile(file, value, mode); err != nil {
+		return nil, nil, err
 	}
-	st, err := os.Stat(parent)
-	if err != nil {
-		return "", nil, err
+	if err := os.Chmod(file, mode); err != nil {
+		return nil, nil, err
 	}
-	mtime := st.ModTime()
-	aside := ""
-	if _, err := os.Lstat(host); err == nil {
-		if aside, err = os.MkdirTemp(workDir, "aside-"); err != nil {
-			return "", nil, err
-		}
-		aside = filepath.Join(aside, "content")
-		if err := moveTree(host, aside); err != nil {
-			return "", nil, err
-		}
+	uid, gid := 0, 0
+	if spec.UID != nil {
+		uid = int(*spec.UID)
 	}
-	isCache := mt.Type == sandbox.MountCache
-	undo := func() error {
-		var errs []error
-		if isCache {
-			errs = append(errs, moveTree(host, mt.Source))
-		} else if err := os.RemoveAll(host); err != nil {
-			errs = append(errs, err)
-		}
-		if aside != "" {
-			errs = append(errs, moveTree(aside, host), os.Remove(filepath.Dir(aside)))
-		}
-		for i := len(created) - 1; i >= 0; i-- {
-			errs = append(errs, os.Remove(created[i]))
-		}
-		errs = append(errs, os.Chtimes(parent, mtime, mtime))
-		return errors.Join(errs...)
+	if spec.GID != nil {
+		gid = int(*spec.GID)
 	}
-	switch mt.Type {
-	case sandbox.MountSecret, sandbox.MountBind:
-		err = copyHost(mt.Source, host)
-	case sandbox.MountCache:
-		err = moveTree(mt.Source, host)
-	case sandbox.MountTmpfs:
-		if err = os.Mkdir(host, 0o1777); err == nil {
-			err = os.Chmod(host, 0o1777) // past the umask
-		}
-	default:
-		err = fmt.Errorf("unknown mount type %q", mt.Type)
+	if err := os.Lchown(file, uid, gid); err != nil && !b.opts.rootless {
+		return nil, nil, err
 	}
-	if err != nil {
-		undo()
-		return "", nil, err
-	}
-	return placed, undo, nil
-}
-
-// moveTree moves a file or directory, copying it when src and dst are on
-// different filesystems (a cache on a volume, say).
-func moveTree(src, dst string) error {
-	err := os.Rename(src, dst)
-	if !errors.Is(err, syscall.EXDEV) {
-		return err
-	}
-	if err := copyHost(src, dst); err != nil {
-		return err
-	}
-	return os.RemoveAll(src)
-}
-
-// copyHost copies the file or directory src to the new path dst, keeping
-// modes, owners, times and links.
-func copyHost(src, dst string) error {
-	st, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(dst, data, st.Mode().Perm()); err != nil {
-			return err
-		}
-		uid, gid := ownerOf(st)
-		if err := os.Chmod(dst, st.Mode().Perm()); err != nil {
-			return err
-		}
-		return os.Lchown(dst, uid, gid)
-	}
-	if err := os.Mkdir(dst, 0o700); err != nil {
-		return err
-	}
-	srcFS, err := fsview.NewDirFS(src)
-	if err != nil {
-		return err
-	}
-	if err := copyTree(context.Background(), srcFS, "/", dst, "/"); err != nil {
-		return err
-	}
-	uid, gid := ownerOf(st)
-	if err := os.Lchown(dst, uid, gid); err != nil {
-		return err
-	}
-	if err := os.Chmod(dst, st.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSticky)); err != nil {
-		return err
-	}
-	return os.Chtimes(dst, st.ModTime(), st.ModTime())
-}
-
-// mkdirsRecorded creates the missing directories of p inside root and
-// returns its host path and the host paths it created, in order.
-func mkdirsRecorded(root, p string) (string, []string, error) {
-	host, err := securejoin.SecureJoin(root, p)
-	if err != nil {
-		return "", nil, err
-	}
-	var missing []string
-	for d := host; d != root && d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		missing = append([]string{d}, missing...)
-	}
-	for _, d := range missing {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return "", nil, err
-		}
-	}
-	return host, missing, nil
-}
-
-// workingDir is the stage's WORKDIR, "/" when unset.
-func (s *stageBuilder) workingDir() string {
-	if wd := s.cfg.Config.WorkingDir; wd != "" {
-		return wd
-	}
-	return "/"
-}
-
-func ownerOf(fi os.FileInfo) (int, int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return 0, 0
+	return &sandbox.Mount{Type: sandbox.MountSecret, Source: file, Target: path.Clean(target), ReadOnly: true}, env, nil
 }

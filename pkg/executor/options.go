@@ -22,7 +22,7 @@ type ImageSource interface {
 
 type options struct {
 	source         ImageSource
-	context        fsview.FS
+	context        BuildContext
 	workDir        string
 	platform       v1.Platform
 	epoch          *time.Time
@@ -34,12 +34,12 @@ type options struct {
 	log            logrus.FieldLogger
 	httpClient     *http.Client
 	sandbox        sandbox.Sandbox
-	contextDir     string
 	secrets        map[string][]byte
 	rootless       bool
 	ignorePaths    []string
 	runOutput      io.Writer
 	cacheDir       string
+	secretsDir     string
 }
 
 // Option configures a Builder.
@@ -48,8 +48,16 @@ type Option func(*options)
 // WithImageSource sets where base images come from.
 func WithImageSource(s ImageSource) Option { return func(o *options) { o.source = s } }
 
-// WithContext sets the build context (with .dockerignore applied).
-func WithContext(fsys fsview.FS) Option { return func(o *options) { o.context = fsys } }
+// BuildContext is the build context: its files as COPY, ADD and RUN
+// --mount see them (.dockerignore applied), and the directory it is in.
+type BuildContext interface {
+	FS() fsview.FS
+	Dir() string
+}
+
+// WithBuildContext sets the build context; every reader of the context
+// (COPY, ADD, RUN --mount=type=bind) sees its one .dockerignore view.
+func WithBuildContext(c BuildContext) Option { return func(o *options) { o.context = c } }
 
 // WithWorkDir sets the directory for layers, root filesystems and caches.
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
@@ -86,9 +94,6 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpCli
 // makes "/" the root of every stage, one stage at a time.
 func WithSandbox(sb sandbox.Sandbox) Option { return func(o *options) { o.sandbox = sb } }
 
-// WithContextDir is the build context on disk, for RUN --mount=type=bind.
-func WithContextDir(dir string) Option { return func(o *options) { o.contextDir = dir } }
-
 // WithSecrets provides the values of RUN --mount=type=secret, by id.
 func WithSecrets(secrets map[string][]byte) Option { return func(o *options) { o.secrets = secrets } }
 
@@ -103,6 +108,10 @@ func WithIgnorePaths(paths []string) Option { return func(o *options) { o.ignore
 // WithCacheDir keeps RUN --mount=type=cache directories in dir, so that
 // they outlive the build (default: in the work dir, for this build only).
 func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithSecretsDir is where RUN secrets are written for the time of one RUN:
+// a memory-backed directory keeps them off disks (default: the work dir).
+func WithSecretsDir(dir string) Option { return func(o *options) { o.secretsDir = dir } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }

@@ -30,9 +30,10 @@ type stageBuilder struct {
 	oci    bool // new layers use OCI media types
 	cmdSet bool // CMD set in this stage (ENTRYPOINT then keeps it)
 
-	root *rootState // the materialised root filesystem, once a RUN needed it
+	root *stageRoot // the materialised root filesystem, once a RUN needed it
 
 	runMountTargets []string // excluded from the snapshot of the RUN in progress
+	volumes         []string // declared volumes, resolved for the snapshot in progress
 }
 
 // stageResult is a finished stage.
@@ -41,12 +42,15 @@ type stageResult struct {
 	cfg   *configFile
 	scope *dockerfile.Scope
 	lfs   *fsview.LayerFS
-	root  *rootState // nil unless the stage's tree is on disk and kept
+	root  *stageRoot // nil unless the stage's tree is on disk
+	// layers counts the layers of the image, base included.
+	layers int
 }
 
-// fs returns the finished stage's tree for COPY --from and RUN --mount.
+// fs returns the finished stage's tree for COPY --from and RUN --mount: on
+// disk while it is there and complete, else the view of its layers.
 func (r *stageResult) fs() fsview.FS {
-	if r.root != nil && r.root.kept() {
+	if r.root != nil && r.root.Live() && r.root.applied == r.layers {
 		return r.root.fs
 	}
 	return r.lfs
@@ -57,7 +61,7 @@ func (r *stageResult) close() {
 		r.lfs.Close()
 	}
 	if r.root != nil {
-		r.root.release()
+		r.root.Release()
 	}
 }
 
@@ -94,7 +98,11 @@ func (b *Builder) buildStage(ctx context.Context, st *dockerfile.Stage) (*stageR
 		return nil, fmt.Errorf("stage %s: assembling image: %w", stageLabel(st), err)
 	}
 	s.log.Infof("Built stage %s in %s", stageLabel(st), roundDuration(time.Since(start)))
-	res := &stageResult{image: img, cfg: s.cfg, scope: s.scope, lfs: s.lfs, root: s.root}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	res := &stageResult{image: img, cfg: s.cfg, scope: s.scope, lfs: s.lfs, root: s.root, layers: len(layers)}
 	return res, nil
 }
 
@@ -110,7 +118,9 @@ func (s *stageBuilder) from(ctx context.Context) error {
 		s.base, s.cfg, s.lfs = parent.image, parent.cfg.clone(), parent.lfs.Clone()
 		s.scope = parent.scope.Child(st)
 		if stageRunsCommands(st) || s.b.opts.singleSnapshot {
-			s.root = s.b.adoptRoot(st.BaseStage)
+			if s.root = s.b.adoptRoot(st.BaseStage); s.root != nil {
+				s.root.ignore = s.ignored
+			}
 		}
 		if s.root != nil {
 			s.log.Infof("FROM stage %s (continuing in its root filesystem)", stageLabel(st.BaseStage))

@@ -12,9 +12,10 @@ import (
 )
 
 // copyTree copies srcPath of fsys (a directory's contents, or a file) to
-// dest inside the directory dst on disk, keeping ownership, modes, links
-// and times. It streams: the copier's tar goes straight into extraction.
-func copyTree(ctx context.Context, fsys fsview.FS, srcPath, dst, dest string) error {
+// dest inside the directory dst on disk, keeping ownership (unless opts
+// say otherwise), modes, links and times. It streams: the copier's tar
+// goes straight into extraction.
+func copyTree(ctx context.Context, fsys fsview.FS, srcPath, dst, dest string, opts ...rootfs.Option) error {
 	dstFS, err := fsview.NewDirFS(dst)
 	if err != nil {
 		return err
@@ -30,7 +31,7 @@ func copyTree(ctx context.Context, fsys fsview.FS, srcPath, dst, dest string) er
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err = rootfs.Apply(ctx, dst, pr)
+	err = rootfs.Apply(ctx, dst, pr, opts...)
 	pr.CloseWithError(io.ErrClosedPipe)
 	if cerr := <-done; cerr != nil {
 		return fmt.Errorf("copying %q: %w", srcPath, cerr)

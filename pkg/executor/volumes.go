@@ -15,53 +15,37 @@ import (
 )
 
 // saveVolumes keeps a copy of the declared volumes that exist in root and
-// returns the function that puts them back after a RUN: like Docker's
-// classic builder and buildah, changes a RUN makes inside a volume are
-// discarded. The snapshot ignores volume paths.
-func (s *stageBuilder) saveVolumes(ctx context.Context, root *rootState) (func() error, error) {
-	type saved struct {
-		path  string
-		entry *fsview.Entry
-		copy  string
-	}
-	var all []saved
-	restore := func() error {
-		var errs []error
-		for _, v := range all {
-			errs = append(errs, restoreVolume(ctx, root, v.path, v.entry, v.copy))
-			os.RemoveAll(v.copy)
-		}
-		return errors.Join(errs...)
-	}
-	for _, v := range s.volumePaths() {
-		p, err := fsview.Resolve(root.fs, v, true)
-		if err != nil {
-			return nil, err
-		}
+// registers with rel their restoration after the RUN: like Docker's classic
+// builder and buildah, changes a RUN makes inside a volume are discarded.
+// The snapshot ignores volume paths.
+func (s *stageBuilder) saveVolumes(ctx context.Context, root *stageRoot, rel *releaser) error {
+	for _, p := range s.volumes {
 		e, err := root.fs.Lstat(p)
 		if err != nil || !e.IsDir() {
 			continue // VOLUME created it unless a later step removed it
 		}
 		tmp, err := os.MkdirTemp(s.b.opts.workDir, "volume-")
 		if err != nil {
-			restore()
-			return nil, err
+			return err
 		}
-		all = append(all, saved{path: p, entry: e, copy: tmp})
-		if err := copyTree(ctx, root.fs, p, tmp, "/"); err != nil {
-			restore()
-			return nil, fmt.Errorf("saving volume %q: %w", v, err)
+		rel.push(func() error {
+			err := s.restoreVolume(ctx, root, p, e, tmp)
+			os.RemoveAll(tmp)
+			return err
+		})
+		if err := copyTree(ctx, root.fs, p, tmp, "/", s.b.copyOptions()...); err != nil {
+			return fmt.Errorf("saving volume %q: %w", p, err)
 		}
 	}
-	return restore, nil
+	return nil
 }
 
 // volumePaths lists the declared volumes (the base image's and this
-// stage's) as resolved container paths.
-func (s *stageBuilder) volumePaths() []string {
+// stage's) as container paths resolved in fsys.
+func (s *stageBuilder) volumePaths(fsys fsview.FS) []string {
 	var out []string
 	for v := range s.cfg.Config.Volumes {
-		p, err := fsview.Resolve(s.fs(), v, true)
+		p, err := fsview.Resolve(fsys, v, true)
 		if err != nil {
 			p = fsview.Clean(v)
 		}
@@ -73,10 +57,10 @@ func (s *stageBuilder) volumePaths() []string {
 
 // restoreVolume replaces the content and metadata of the directory p in root
 // with the saved copy.
-func restoreVolume(ctx context.Context, root *rootState, p string, e *fsview.Entry, saved string) error {
+func (s *stageBuilder) restoreVolume(ctx context.Context, root *stageRoot, p string, e *fsview.Entry, saved string) error {
 	// The RUN may have replaced parts of p with symlinks: resolve again,
 	// inside the root.
-	host, err := securejoin.SecureJoin(root.dir, p)
+	host, err := securejoin.SecureJoin(root.Dir(), p)
 	if err != nil {
 		return err
 	}
@@ -96,7 +80,7 @@ func restoreVolume(ctx context.Context, root *rootState, p string, e *fsview.Ent
 	if err != nil {
 		return err
 	}
-	if err := copyTree(ctx, savedFS, "/", root.dir, p); err != nil {
+	if err := copyTree(ctx, savedFS, "/", root.Dir(), p, s.b.copyOptions()...); err != nil {
 		return fmt.Errorf("restoring volume %q: %w", p, err)
 	}
 	if err := os.Lchown(host, e.UID, e.GID); err != nil {
