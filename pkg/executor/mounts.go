@@ -13,9 +13,11 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/sandbox"
+	"github.com/kiln-build/kiln/pkg/workdir"
 )
 
 // releaser gives back what a RUN acquired, last acquired first, on every
@@ -227,7 +229,7 @@ func (b *Builder) cacheMount(ctx context.Context, spec mountSpec, mountable bool
 	lockPath := dir + ".lock"
 	switch {
 	case spec.CacheSharing == instructions.MountSharingPrivate:
-		unlock, ok, err := tryLockFile(lockPath)
+		unlock, ok, err := workdir.TryLock(lockPath)
 		if err != nil {
 			return "", err
 		}
@@ -241,7 +243,7 @@ func (b *Builder) cacheMount(ctx context.Context, spec mountSpec, mountable bool
 		}
 		rel.push(unlock)
 	case spec.CacheSharing == instructions.MountSharingLocked || !mountable:
-		unlock, err := lockFile(ctx, lockPath, func() {
+		unlock, err := workdir.Lock(ctx, lockPath, func() {
 			b.opts.log.Infof("Waiting for cache %q, which another RUN holds", id)
 		})
 		if err != nil {
@@ -352,4 +354,9 @@ func (b *Builder) secretMount(spec mountSpec, rel *releaser) (*sandbox.Mount, []
 		return nil, nil, err
 	}
 	return &sandbox.Mount{Type: sandbox.MountSecret, Source: file, Target: path.Clean(target), ReadOnly: true}, env, nil
+}
+
+// isNotEmpty reports a failed rmdir or rename over a directory with content.
+func isNotEmpty(err error) bool {
+	return errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/pkg/buildcontext"
 	"github.com/kiln-build/kiln/pkg/sandbox"
+	"github.com/kiln-build/kiln/pkg/workdir"
 )
 
 func TestRunMountsReleasedOnEveryPath(t *testing.T) {
@@ -57,7 +58,7 @@ RUN --mount=type=bind,target=/ctx --mount=type=bind,from=src,source=/from-stage,
 			}
 			locks, _ := filepath.Glob(filepath.Join(cacheDir, "*.lock"))
 			for _, l := range locks {
-				if unlock, ok, err := tryLockFile(l); err != nil || !ok {
+				if unlock, ok, err := workdir.TryLock(l); err != nil || !ok {
 					t.Errorf("cache lock %s still held (%v)", l, err)
 				} else {
 					unlock()
