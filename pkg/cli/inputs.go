@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,23 +11,6 @@ import (
 	"github.com/kiln-build/kiln/pkg/buildcontext"
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 )
-
-// openContext opens the build context; the default is the current directory.
-func openContext(ctx context.Context, f *buildFlags, workDir string) (*buildcontext.Context, error) {
-	spec := f.context
-	if spec == "" {
-		spec = "."
-	}
-	gitOpts, err := gitOptions(f.git)
-	if err != nil {
-		return nil, err
-	}
-	opts := []buildcontext.Option{buildcontext.WithWorkDir(workDir), buildcontext.WithStdin(os.Stdin), buildcontext.WithGit(gitOpts)}
-	if f.contextSubPath != "" {
-		opts = append(opts, buildcontext.WithSubPath(f.contextSubPath))
-	}
-	return buildcontext.Open(ctx, spec, opts...)
-}
 
 // gitOptions reads kaniko's --git KEY=VALUE options and GIT_* environment
 // variables. Unlike kaniko, which ignores unknown keys and takes the rest of

@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/pkg/buildcontext"
+	"github.com/kiln-build/kiln/pkg/dockerfile"
+	"github.com/kiln-build/kiln/pkg/executor"
+	"github.com/kiln-build/kiln/pkg/output"
+	"github.com/kiln-build/kiln/pkg/registry"
+	"github.com/kiln-build/kiln/pkg/sandbox"
+	"github.com/kiln-build/kiln/pkg/workdir"
+)
+
+// runBuild runs the build c describes: isolation, work directory, context
+// and Dockerfile, registry, executor, output.
+func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus.Logger) error {
+	for _, n := range c.notes {
+		log.Info(n)
+	}
+	// Isolation is decided before the context is read: rootless isolation
+	// re-executes kiln in a user namespace, which must happen before stdin
+	// is consumed. A Dockerfile without RUN needs none, so failing to find
+	// one only matters once the plan shows RUN instructions.
+	mode, reason, isolationErr := sandbox.Resolve(c.isolation, c.force)
+	if isolationErr == nil && mode == sandbox.ModeRootless {
+		// Re-executes kiln in a user namespace; returns in the new process.
+		if err := sandbox.EnterUserNamespace(); err != nil {
+			return err
+		}
+	}
+	if isolationErr == nil {
+		log.Infof("Isolation %s: %s", mode, reason)
+	}
+
+	kilnDir, removeKilnDir, err := prepareKilnDir(c.kilnDir)
+	if err != nil {
+		return err
+	}
+	defer removeKilnDir()
+	work, err := workdir.Start(kilnDir, workdir.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer work.Close()
+
+	opts := append(c.contextOpts, buildcontext.WithWorkDir(work.Dir), buildcontext.WithStdin(os.Stdin))
+	bctx, err := buildcontext.Open(ctx, c.contextSpec, opts...)
+	if err != nil {
+		return err
+	}
+	defer bctx.Close()
+	plan, err := readPlan(c, bctx, log)
+	if err != nil {
+		return err
+	}
+	if isolationErr != nil {
+		if executor.NeedsRoot(plan, c.singleSnapshot) {
+			return fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", isolationErr)
+		}
+		log.Infof("No isolation for RUN is available (%v): fine, this Dockerfile has no RUN", isolationErr)
+	}
+
+	regOpts, err := registryOptions(c.flags, filepath.Join(kilnDir, "blobs"), log)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.New(regOpts...)
+	if err != nil {
+		return err
+	}
+	if !c.flags.noPush && !c.flags.skipPushPermissionCheck {
+		if err := reg.CheckPush(ctx, c.output.Destinations); err != nil {
+			return err
+		}
+	}
+	if c.dryRun {
+		return dryRun(ctx, plan, reg, c, log)
+	}
+
+	xopts := []executor.Option{
+		executor.WithImageSource(reg),
+		executor.WithBuildContext(bctx),
+		executor.WithWorkDir(work.Dir),
+		executor.WithSecretsDir(work.SecretsDir),
+		executor.WithPlatform(c.platform()),
+		executor.WithCompression(c.compression, c.compressionLevel),
+		executor.WithLabels(c.labels),
+		executor.WithSingleSnapshot(c.singleSnapshot),
+		executor.WithJobs(c.jobs),
+		executor.WithLogger(log),
+		executor.WithSecrets(c.secrets),
+		executor.WithRootless(mode == sandbox.ModeRootless),
+		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
+		executor.WithRunOutput(runOut),
+		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
+	}
+	if c.epoch != nil {
+		xopts = append(xopts, executor.WithReproducible(*c.epoch))
+	}
+	if isolationErr == nil {
+		sb, err := sandbox.New(mode, sandbox.WithWorkDir(work.Dir), sandbox.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		xopts = append(xopts, executor.WithSandbox(sb))
+	}
+	b, err := executor.New(plan, xopts...)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	img, err := b.Build(ctx)
+	if err != nil {
+		return err
+	}
+	if img, err = output.Convert(img, c.format, c.annotations); err != nil {
+		return err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
+	return output.Write(ctx, img, &c.output, reg, log)
+}
+
+// readPlan reads the Dockerfile, applies its .dockerignore to the context
+// and plans the build.
+func readPlan(c *buildConfig, bctx *buildcontext.Context, log logrus.FieldLogger) (*dockerfile.Plan, error) {
+	df, dfPath, err := readDockerfile(c.dockerfile, bctx.Dir())
+	if err != nil {
+		return nil, err
+	}
+	if dfPath != "" {
+		if err := bctx.LoadIgnore(dfPath); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range df.Warnings {
+		log.Warn(w)
+	}
+	if df.Syntax != "" {
+		log.Infof("Ignoring the # syntax=%s directive: kiln has its own Dockerfile frontend", df.Syntax)
+	}
+	plan, err := df.Plan(c.plan)
+	if err != nil {
+		return nil, err
+	}
+	if len(plan.UnusedBuildArgs) > 0 {
+		log.Warnf("Build arguments not consumed by any ARG: %s", strings.Join(plan.UnusedBuildArgs, ", "))
+	}
+	return plan, nil
+}
+
+// dryRun resolves every base image of the plan and says what the build
+// would start from, without building anything.
+func dryRun(ctx context.Context, plan *dockerfile.Plan, reg *registry.Client, c *buildConfig, log logrus.FieldLogger) error {
+	for _, s := range plan.Stages {
+		label := s.Name
+		if label == "" {
+			label = fmt.Sprint(s.Index)
+		}
+		switch {
+		case s.BaseStage != nil:
+			log.Infof("Stage %s: FROM stage %q, %d instructions", label, s.BaseStage.Name, len(s.Commands))
+		case strings.EqualFold(s.Base, "scratch"):
+			log.Infof("Stage %s: FROM scratch, %d instructions", label, len(s.Commands))
+		default:
+			p := c.platform()
+			if s.Platform != "" {
+				pp, err := parsePlatform(s.Platform)
+				if err != nil {
+					return err
+				}
+				p = pp
+			}
+			img, err := reg.Pull(ctx, s.Base, p)
+			if err != nil {
+				return err
+			}
+			d, err := img.Digest()
+			if err != nil {
+				return fmt.Errorf("image %q: %w", s.Base, err)
+			}
+			log.Infof("Stage %s: FROM %s (%s), %d instructions", label, s.Base, d, len(s.Commands))
+		}
+	}
+	log.Infof("Dry run: %d stages planned, nothing built or pushed", len(plan.Stages))
+	return nil
+}
+
+// prepareKilnDir returns kiln's work directory: --kiln-dir, else /kiln when
+// it exists (the executor image), else a new temporary directory that is
+// removed at the end.
+func prepareKilnDir(flag string) (string, func(), error) {
+	noop := func() {}
+	dir := flag
+	if dir == "" {
+		if st, err := os.Stat("/kiln"); err == nil && st.IsDir() && writable("/kiln") {
+			dir = "/kiln"
+		}
+	}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "kiln-")
+		if err != nil {
+			return "", noop, err
+		}
+		return tmp, func() { os.RemoveAll(tmp) }, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", noop, err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", noop, fmt.Errorf("creating --kiln-dir %q: %w", dir, err)
+	}
+	return abs, noop, nil
+}
+
+func writable(dir string) bool {
+	f, err := os.CreateTemp(dir, ".probe-")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
+}
