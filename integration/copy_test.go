@@ -110,8 +110,9 @@ CMD ["--serve"]
 	if e := fs["/home/app/work"]; e.hdr == nil || e.hdr.Typeflag != tar.TypeDir || e.hdr.Uid != 1000 || e.hdr.Gid != 1001 {
 		t.Errorf("/home/app/work: %+v", e.hdr)
 	}
-	if e := fs["/data"]; e.hdr == nil || e.hdr.Typeflag != tar.TypeDir {
-		t.Errorf("VOLUME did not create /data: %+v", e.hdr)
+	// VOLUME only changes the config, as in BuildKit: no directory.
+	if e := fs["/data"]; e.hdr != nil {
+		t.Errorf("VOLUME created /data: %+v", e.hdr)
 	}
 
 	cf := config(t, img)

@@ -6,6 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/pkg/executor"
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
@@ -40,6 +41,7 @@ type buildFlags struct {
 	skipUnusedStages bool
 	useNewRun        bool
 	preserveContext  bool
+	maxLayers        int
 }
 
 func newBuildCommand(g *globalFlags) *cobra.Command {
@@ -102,6 +104,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.IntVar(&f.jobs, "jobs", runtime.NumCPU(), "stages built at the same time")
 	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip or zstd")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
+	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	addCompatFlags(fl, f)
 	return cmd, f

@@ -38,6 +38,7 @@ type buildConfig struct {
 	secrets          map[string][]byte
 	singleSnapshot   bool
 	jobs             int
+	maxLayers        int
 
 	isolation    sandbox.Mode
 	force        bool
@@ -67,6 +68,7 @@ func (f *buildFlags) config() (*buildConfig, error) {
 		compressionLevel: f.compressionLevel,
 		singleSnapshot:   f.singleSnapshot,
 		jobs:             f.jobs,
+		maxLayers:        f.maxLayers,
 		force:            f.force,
 		kilnDir:          f.kilnDir,
 		ignoreVarRun:     f.ignoreVarRun,
@@ -124,6 +126,9 @@ func (f *buildFlags) config() (*buildConfig, error) {
 	}
 	if c.isolation, err = sandbox.ParseMode(f.isolation); err != nil {
 		return nil, err
+	}
+	if f.maxLayers < 0 {
+		return nil, fmt.Errorf("invalid --max-layers %d: 0 (no limit) or more", f.maxLayers)
 	}
 	if f.jobs < 1 {
 		return nil, fmt.Errorf("invalid --jobs %d: at least 1", f.jobs)

@@ -96,6 +96,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		executor.WithLabels(c.labels),
 		executor.WithSingleSnapshot(c.singleSnapshot),
 		executor.WithJobs(c.jobs),
+		executor.WithMaxLayers(c.maxLayers),
 		executor.WithLogger(log),
 		executor.WithSecrets(c.secrets),
 		executor.WithRootless(mode == sandbox.ModeRootless),

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -360,4 +361,46 @@ func TestBuildCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
+}
+
+// VOLUME changes only the config (no directory, no layer) and WORKDIR keeps
+// an absolute path as written, as BuildKit does; what a RUN writes in a
+// declared volume is discarded.
+func TestVolumeAndWorkdirAsBuildKit(t *testing.T) {
+	df := `FROM base
+WORKDIR /w/
+VOLUME /vol
+RUN write /w/y 2; rm /vol; write /vol 1
+`
+	img := newTestBuild(t, df, "", nil).run()
+	cf := configOf(t, img)
+	if cf.Config.WorkingDir != "/w/" || !reflect.DeepEqual(cf.Config.Volumes, map[string]struct{}{"/vol": {}}) {
+		t.Errorf("WorkingDir %q, Volumes %v", cf.Config.WorkingDir, cf.Config.Volumes)
+	}
+	files := flatten(t, img)
+	if _, ok := files["/vol"]; ok {
+		t.Error("/vol is in the image")
+	}
+	if files["/w/y"].data != "2" || files["/w"].typ != '5' {
+		t.Errorf("/w: %+v, /w/y: %+v", files["/w"], files["/w/y"])
+	}
+	h := cf.History[len(cf.History)-2]
+	if h.CreatedBy != `VOLUME ["/vol"]` || !h.EmptyLayer {
+		t.Errorf("VOLUME history %+v", h)
+	}
+}
+
+func TestLayerLimit(t *testing.T) {
+	var df strings.Builder
+	df.WriteString("FROM base\n")
+	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&df, "RUN write /f%d %d\n", i, i)
+	}
+	// The base has one layer: seven in all.
+	tb := newTestBuild(t, df.String(), "", nil).with(WithMaxLayers(6))
+	if _, err := tb.runErr(tb.builder()); err == nil || !strings.Contains(err.Error(), "7 layers, more than container runtimes can stack (6)") {
+		t.Errorf("err = %v", err)
+	}
+	newTestBuild(t, df.String(), "", nil).with(WithMaxLayers(7)).run()
+	newTestBuild(t, df.String(), "", nil).with(WithMaxLayers(0)).run()
 }

@@ -118,7 +118,26 @@ func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
 		return nil, err
 	}
 	res := b.results[b.plan.Target].res
+	if err := b.checkLayerCount(res.layers); err != nil {
+		return nil, err
+	}
 	return res.image, nil
+}
+
+// layerWarning is the layer count above which a build is warned: each
+// layer costs every pull and every container start.
+const layerWarning = 100
+
+// checkLayerCount refuses an image with more layers than runtimes stack
+// (overlayfs takes about 127 lower directories), unless allowed.
+func (b *Builder) checkLayerCount(n int) error {
+	if b.opts.maxLayers > 0 && n > b.opts.maxLayers {
+		return fmt.Errorf("the image has %d layers, more than container runtimes can stack (%d): merge RUN instructions, use --single-snapshot, or raise --max-layers (0 for no limit) if your runtime takes more", n, b.opts.maxLayers)
+	}
+	if n > layerWarning {
+		b.opts.log.Warnf("The image has %d layers: pulls and container starts slow down with each one; consider merging RUN instructions or --single-snapshot", n)
+	}
+	return nil
 }
 
 // stageDeps lists the stages s needs before it can start, once each.

@@ -168,10 +168,12 @@ var signalNames = map[string]struct{}{
 	"TTOU": {}, "URG": {}, "USR1": {}, "USR2": {}, "VTALRM": {}, "WINCH": {}, "XCPU": {}, "XFSZ": {},
 }
 
-// resolveWorkdir returns WORKDIR p relative to the current working directory.
+// resolveWorkdir returns WORKDIR p relative to the current working
+// directory. An absolute path is kept as written ("/w/"), as BuildKit
+// records it; only a relative one is joined (and cleaned).
 func resolveWorkdir(current, p string) string {
 	if path.IsAbs(p) {
-		return path.Clean(p)
+		return p
 	}
 	if current == "" {
 		current = "/"

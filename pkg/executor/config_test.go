@@ -50,6 +50,7 @@ func TestSetEnvKeepsPosition(t *testing.T) {
 func TestResolveWorkdir(t *testing.T) {
 	for _, c := range []struct{ cur, p, want string }{
 		{"", "app", "/app"}, {"/app", "sub/../src", "/app/src"}, {"/app", "/abs", "/abs"}, {"/a", ".", "/a"},
+		{"/app", "/w/", "/w/"}, {"/w/", "sub/", "/w/sub"},
 	} {
 		if got := resolveWorkdir(c.cur, c.p); got != c.want {
 			t.Errorf("WORKDIR %q from %q = %q, want %q", c.p, c.cur, got, c.want)

@@ -41,22 +41,6 @@ func (s *stageBuilder) workdir(ctx context.Context, c *instructions.WorkdirComma
 	return nil
 }
 
-// volume records VOLUME in the config and creates the directories, as the
-// reference builder does (owned by root, following symlinks).
-func (s *stageBuilder) volume(ctx context.Context, c *instructions.VolumeCommand) error {
-	if _, err := s.applyMetadata(c); err != nil {
-		return err
-	}
-	created, err := s.mkdirAll(ctx, c.Volumes, 0, 0, createdBy(c))
-	if err != nil {
-		return err
-	}
-	if !created {
-		s.addHistory(createdBy(c), true)
-	}
-	return nil
-}
-
 // mkdirAll writes a layer creating the missing directories of dirs (mode
 // 0755, owned by uid:gid) and reports whether there was anything to create.
 // Symlinks on the way resolve inside the stage's tree.

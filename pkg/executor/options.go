@@ -40,6 +40,7 @@ type options struct {
 	runOutput      io.Writer
 	cacheDir       string
 	secretsDir     string
+	maxLayers      int
 }
 
 // Option configures a Builder.
@@ -113,6 +114,12 @@ func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = di
 // a memory-backed directory keeps them off disks (default: the work dir).
 func WithSecretsDir(dir string) Option { return func(o *options) { o.secretsDir = dir } }
 
+// WithMaxLayers refuses a target image of more than n layers (0: no limit).
+func WithMaxLayers(n int) Option { return func(o *options) { o.maxLayers = n } }
+
+// DefaultMaxLayers is the most layers container runtimes stack reliably.
+const DefaultMaxLayers = 127
+
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
 
@@ -120,6 +127,7 @@ func defaultOptions() options {
 	return options{
 		compression: layer.Gzip,
 		jobs:        runtime.NumCPU(),
+		maxLayers:   DefaultMaxLayers,
 		log:         logrus.StandardLogger(),
 		httpClient:  http.DefaultClient,
 		platform:    v1.Platform{OS: "linux", Architecture: runtime.GOARCH},

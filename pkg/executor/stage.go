@@ -233,8 +233,6 @@ func (s *stageBuilder) dispatch(ctx context.Context, orig, cmd instructions.Comm
 		return s.run(ctx, orig.(*instructions.RunCommand), c)
 	case *instructions.WorkdirCommand:
 		return s.workdir(ctx, c)
-	case *instructions.VolumeCommand:
-		return s.volume(ctx, c)
 	case *instructions.ArgCommand:
 		for _, a := range c.Args {
 			if _, err := s.scope.DeclareArg(a); err != nil {
