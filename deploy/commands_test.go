@@ -279,6 +279,7 @@ func TestCommandChecks(t *testing.T) {
 		`/kiln/kiln build --no-push --tar-path /tmp/image.tar --destination "$IMAGE:$TAG" --log-format json`,
 		`kiln --verbosity debug build --destination "$IMAGE@sha256:` + strings.Repeat("a", 64) + `" --isolation in-place`,
 		`/kiln/executor version`,
+		`/kiln/executor --destination "$IMAGE:$TAG" --cache=true --cache-repo="$IMAGE/cache"`,
 		`/kiln/kiln manifest push-index "$IMAGE:$TAG" "$IMAGE:$TAG-amd64" "$IMAGE:$TAG-arm64"`,
 	}
 	for _, script := range good {
@@ -293,7 +294,7 @@ func TestCommandChecks(t *testing.T) {
 	}
 	bad := []string{
 		`/kiln/executor --destination "$IMAGE:$TAG" --destinaton "$IMAGE:latest"`,             // misspelt flag
-		`/kiln/executor --destination "$IMAGE:$TAG" --cache=true --cache-repo="$IMAGE/cache"`, // kaniko flags kiln rejects
+		`/kiln/executor --destination "$IMAGE:$TAG" --cache=yes`,                               // not a boolean
 		`/kiln/executor --destination "$IMAGE:$TAG" --kaniko-dir /tmp`,                        // kaniko alias
 		`/kiln/executor --destination "$IMAGE"`,                                               // no tag
 		`/kiln/executor --destination "$IMAGE:$TAG:latest"`,                                   // not a reference

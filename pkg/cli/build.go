@@ -2,9 +2,11 @@ package cli
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/pkg/executor"
 	"github.com/kiln-build/kiln/pkg/layer"
@@ -42,6 +44,30 @@ type buildFlags struct {
 	useNewRun        bool
 	preserveContext  bool
 	maxLayers        int
+	cacheFlags
+}
+
+// cacheFlags are kaniko's layer cache flags, with its names and defaults.
+type cacheFlags struct {
+	cache             bool
+	cacheRepo         string
+	cacheTTL          time.Duration
+	cacheRunLayers    bool
+	cacheCopyLayers   bool
+	noPushCache       bool
+	cacheDir          string
+	compressedCaching bool
+}
+
+func addCacheFlags(fl *pflag.FlagSet, c *cacheFlags) {
+	fl.BoolVar(&c.cache, "cache", false, "serve steps whose inputs were built before from the layer cache, and store the others in it")
+	fl.StringVar(&c.cacheRepo, "cache-repo", "", `where the layer cache is: a registry repository, or "oci:/path" for an OCI layout directory builds on one node can share (default: <first destination's repository>/cache)`)
+	fl.DurationVar(&c.cacheTTL, "cache-ttl", 336*time.Hour, "cache entries older than this are not used")
+	fl.BoolVar(&c.cacheRunLayers, "cache-run-layers", true, "cache the layers of RUN")
+	fl.BoolVar(&c.cacheCopyLayers, "cache-copy-layers", false, "cache the layers of COPY and ADD")
+	fl.BoolVar(&c.noPushCache, "no-push-cache", false, "use the layer cache without writing to it")
+	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory of base images stored by `kiln cache warm`, used before the registry")
+	fl.BoolVar(&c.compressedCaching, "compressed-caching", true, "accepted for kaniko compatibility: kiln caches the compressed layers it pushes, whatever the value")
 }
 
 func newBuildCommand(g *globalFlags) *cobra.Command {
@@ -106,6 +132,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
 	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	addCacheFlags(fl, &f.cacheFlags)
 	addCompatFlags(fl, f)
 	return cmd, f
 }

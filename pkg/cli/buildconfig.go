@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/pkg/buildcontext"
@@ -46,8 +47,60 @@ type buildConfig struct {
 	ignorePaths  []string // clean container paths
 	ignoreVarRun bool
 
+	cache *cacheConfig // nil without --cache
+	// baseImages is --cache-dir: base images stored by `kiln cache warm`.
+	baseImages string
+	cacheTTL   time.Duration
+
 	// notes are said once at the start of the build.
 	notes []string
+}
+
+// cacheConfig is the layer cache of a build.
+type cacheConfig struct {
+	repo      string // a registry repository, or
+	layoutDir string // an OCI layout directory (oci:/path)
+	run, copy bool
+	write     bool
+}
+
+// cacheConfig checks the cache flags.
+func (f *buildFlags) cacheConfig() (*cacheConfig, error) {
+	if f.cacheTTL < 0 {
+		return nil, fmt.Errorf("invalid --cache-ttl %s: 0 (no limit) or more", f.cacheTTL)
+	}
+	if !f.cache {
+		return nil, nil
+	}
+	c := &cacheConfig{run: f.cacheRunLayers, copy: f.cacheCopyLayers, write: !f.noPushCache}
+	switch repo := f.cacheRepo; {
+	case strings.HasPrefix(repo, "oci:"):
+		c.layoutDir = strings.TrimPrefix(repo, "oci:")
+		if c.layoutDir == "" {
+			return nil, errors.New(`invalid --cache-repo "oci:": give a directory, "oci:/path"`)
+		}
+		abs, err := filepath.Abs(c.layoutDir)
+		if err != nil {
+			return nil, err
+		}
+		c.layoutDir = abs
+	case repo != "":
+		r, err := name.NewRepository(repo, name.WeakValidation)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --cache-repo %q: %w", repo, err)
+		}
+		c.repo = r.Name()
+	case len(f.destinations) > 0:
+		// kaniko's default: the first destination's repository, /cache.
+		ref, err := name.ParseReference(f.destinations[0], name.WeakValidation)
+		if err != nil {
+			return nil, fmt.Errorf("invalid destination %q: %w", f.destinations[0], err)
+		}
+		c.repo = ref.Context().Name() + "/cache"
+	default:
+		return nil, errors.New("--cache needs --cache-repo (a repository, or oci:/path), or a --destination to put the cache beside")
+	}
+	return c, nil
 }
 
 // config checks the flags and turns them into a buildConfig.
@@ -136,6 +189,10 @@ func (f *buildFlags) config() (*buildConfig, error) {
 	for _, p := range f.ignorePaths {
 		c.ignorePaths = append(c.ignorePaths, filepath.Clean("/"+p))
 	}
+	if c.cache, err = f.cacheConfig(); err != nil {
+		return nil, err
+	}
+	c.baseImages, c.cacheTTL = f.cacheDir, f.cacheTTL
 	c.contextSpec = f.context
 	if c.contextSpec == "" {
 		c.contextSpec = "."

@@ -99,7 +99,7 @@ func TestKanikoSpellings(t *testing.T) {
 		t.Errorf("notes %q", c.notes)
 	}
 	for _, args := range [][]string{{"-b", "bucket"}, {"--bucket=b"}, {"--force-build-metadata"}, {"--credential-helpers", "ecr-login"},
-		{"--materialize"}, {"--pre-cleanup"}, {"--cache=true"}} {
+		{"--materialize"}, {"--pre-cleanup"}, {"--digest-file-format=json"}} {
 		_, _, err := parseBuild(t, nil, append([]string{"--no-push"}, args...)...)
 		if err == nil || !strings.Contains(err.Error(), "is a kaniko flag that kiln does not support") {
 			t.Errorf("%q: err = %v", args, err)
@@ -162,5 +162,47 @@ func TestBuildHelpListsCompatibilityFlags(t *testing.T) {
 	}
 	if i := strings.Index(help, "--dryrun"); i < 0 || i > compat {
 		t.Error("--dryrun is not among the main flags")
+	}
+}
+
+func TestCacheConfig(t *testing.T) {
+	for _, tc := range []struct {
+		args            []string
+		repo, layout    string
+		run, copy, push bool
+	}{
+		{[]string{"-d", "harbor.example.com/team/app:1", "--cache"}, "harbor.example.com/team/app/cache", "", true, false, true},
+		{[]string{"-d", "app:1", "--cache=true", "--cache-repo", "harbor.example.com/team/cache", "--cache-copy-layers", "--cache-run-layers=false", "--no-push-cache"},
+			"harbor.example.com/team/cache", "", false, true, false},
+		{[]string{"--no-push", "--cache", "--cache-repo", "oci:/var/cache/kiln"}, "", "/var/cache/kiln", true, false, true},
+	} {
+		c, _, err := parseBuild(t, nil, tc.args...)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		got := c.cache
+		if got == nil || got.repo != tc.repo || got.layoutDir != tc.layout || got.run != tc.run || got.copy != tc.copy || got.write != tc.push {
+			t.Errorf("%q: %+v", tc.args, got)
+		}
+		if c.cacheTTL != 336*time.Hour {
+			t.Errorf("%q: ttl %s", tc.args, c.cacheTTL)
+		}
+	}
+	if c, _, err := parseBuild(t, nil, "-d", "app:1", "--cache-repo", "x/cache"); err != nil || c.cache != nil {
+		t.Errorf("without --cache: %+v, %v", c, err)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--no-push", "--cache"}, "--cache needs --cache-repo"},
+		{[]string{"--no-push", "--cache", "--cache-repo", "oci:"}, `invalid --cache-repo "oci:"`},
+		{[]string{"--no-push", "--cache", "--cache-repo", "Bad Repo"}, `invalid --cache-repo "Bad Repo"`},
+		{[]string{"--no-push", "--cache-ttl", "-1h"}, "invalid --cache-ttl"},
+	} {
+		if _, _, err := parseBuild(t, nil, bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.args, err, bad.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/pkg/buildcontext"
+	"github.com/kiln-build/kiln/pkg/cache"
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/executor"
 	"github.com/kiln-build/kiln/pkg/output"
@@ -82,6 +84,10 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 			return err
 		}
 	}
+	store, err := openCache(ctx, c, reg, log)
+	if err != nil {
+		return err
+	}
 	if c.dryRun {
 		return dryRun(ctx, plan, reg, c, log)
 	}
@@ -107,6 +113,10 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	if c.epoch != nil {
 		xopts = append(xopts, executor.WithReproducible(*c.epoch))
 	}
+	if store != nil {
+		xopts = append(xopts, executor.WithCache(executor.CacheOptions{Store: store, TTL: c.cacheTTL,
+			RunLayers: c.cache.run, CopyLayers: c.cache.copy, Write: c.cache.write}))
+	}
 	if isolationErr == nil {
 		sb, err := sandbox.New(mode, sandbox.WithWorkDir(work.Dir), sandbox.WithLogger(log))
 		if err != nil {
@@ -118,6 +128,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	if err != nil {
 		return err
 	}
+	defer b.Close()
 	start := time.Now()
 	img, err := b.Build(ctx)
 	if err != nil {
@@ -132,6 +143,43 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	}
 	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
 	return output.Write(ctx, img, &c.output, reg, log)
+}
+
+// openCache opens the layer cache of --cache, checking first that kiln may
+// write to a registry cache: refused credentials fail the build now, as
+// for a destination; an unreachable cache only costs its use.
+func openCache(ctx context.Context, c *buildConfig, reg *registry.Client, log logrus.FieldLogger) (cache.Store, error) {
+	if c.cache == nil {
+		return nil, nil
+	}
+	if c.cache.layoutDir != "" {
+		s, err := cache.OpenLayout(c.cache.layoutDir)
+		if err != nil {
+			log.Warnf("Layer cache %q cannot be opened, the build goes on without it: %v", "oci:"+c.cache.layoutDir, err)
+			return nil, nil
+		}
+		log.Infof("Layer cache in %s", s)
+		return s, nil
+	}
+	if c.cache.write && !c.flags.skipPushPermissionCheck {
+		if err := reg.CheckPush(ctx, []string{c.cache.repo}); err != nil {
+			var re *registry.Error
+			if errors.As(err, &re) && (re.Kind == registry.KindUnauthorized || re.Kind == registry.KindDenied) {
+				return nil, fmt.Errorf("the layer cache repository (--cache-repo): %w; or build with --no-push-cache to only read it", err)
+			}
+			log.Warnf("Layer cache %q is out of reach, the build goes on without it: %v", c.cache.repo, err)
+			return nil, nil
+		}
+	}
+	s, err := cache.NewRegistryStore(reg, c.cache.repo, func(err error) bool {
+		var re *registry.Error
+		return errors.As(err, &re) && re.Kind == registry.KindNotFound
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Infof("Layer cache in %s", s)
+	return s, nil
 }
 
 // readPlan reads the Dockerfile, applies its .dockerignore to the context

@@ -23,14 +23,6 @@ const compatAnnotation = "kiln/kaniko-compat"
 // fails with a clear message instead of an "unknown flag" or, worse, a
 // silently different build.
 var refusedFlags = map[string]string{
-	"cache":                  "layer caching",
-	"cache-repo":             "layer caching",
-	"cache-dir":              "layer caching",
-	"cache-ttl":              "layer caching",
-	"cache-copy-layers":      "layer caching",
-	"cache-run-layers":       "layer caching",
-	"compressed-caching":     "layer caching",
-	"no-push-cache":          "layer caching",
 	"image-fs-extract-retry": "retrying layer extraction (interrupted layer downloads are resumed, see --image-download-retry)",
 	"digest-file-format":     "digest file formats",
 	"bucket":                 "build contexts in Google Cloud Storage buckets (give the context as an https:// URL of a tar archive instead)",

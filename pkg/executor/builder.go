@@ -27,6 +27,8 @@ type Builder struct {
 	results map[*dockerfile.Stage]*stageFuture
 	images  map[string]*imageView // COPY --from=<image> views, by reference
 	roots   rootAllocator         // where stage root filesystems live
+	cache   *layerCache           // nil without --cache
+	cleaned chan struct{}         // closed once Build's leftovers are removed
 }
 
 // stageFuture is the result of a stage, available once done is closed.
@@ -62,6 +64,13 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	}
 	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{}}
 	b.roots = &dirRoots{dir: rootsDir(o.workDir)}
+	if o.cache != nil && o.cache.Store != nil {
+		if o.singleSnapshot {
+			o.log.Warn("Layer caching does not apply to --single-snapshot builds: every step runs")
+		} else {
+			b.cache = newLayerCache(*o.cache, o.log)
+		}
+	}
 	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {
 		// One root, "/": stages take turns.
 		b.opts.jobs = 1
@@ -83,11 +92,23 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 // Build builds every stage of the plan and returns the target's image.
 // Stages wait for the stages they depend on; independent stages run
 // concurrently, at most jobs at a time.
+//
+// When Build returns, "/" is back to what the executor image shipped
+// (in-place isolation); root filesystems on disk are being removed in the
+// background, so that writing the image out need not wait: call Close once
+// it is written.
 func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
 	defer func() {
-		b.close()
 		if rerr := b.roots.Close(context.WithoutCancel(ctx)); rerr != nil && err == nil {
 			err = rerr
+		}
+		b.cleaned = make(chan struct{})
+		go func() {
+			defer close(b.cleaned)
+			b.close()
+		}()
+		if b.cache != nil {
+			b.opts.log.Info(b.cache.summary())
 		}
 	}()
 	g, ctx := errgroup.WithContext(ctx)
@@ -189,15 +210,16 @@ func (b *Builder) wait(ctx context.Context, s *dockerfile.Stage) (*stageResult, 
 // imageView is an image named by COPY --from or RUN --mount from=, pulled
 // once per build however many stages name it.
 type imageView struct {
-	once sync.Once
-	lfs  *fsview.LayerFS
-	err  error
+	once   sync.Once
+	lfs    *fsview.LayerFS
+	digest v1.Hash
+	err    error
 }
 
-// imageFS returns the tree of an image named by COPY --from or RUN --mount
-// from=. Concurrent stages wait for one pull; different images are pulled
-// in parallel.
-func (b *Builder) imageFS(ctx context.Context, ref string) (*fsview.LayerFS, error) {
+// image returns an image named by COPY --from or RUN --mount from=.
+// Concurrent stages wait for one pull; different images are pulled in
+// parallel.
+func (b *Builder) image(ctx context.Context, ref string) (*imageView, error) {
 	b.mu.Lock()
 	v, ok := b.images[ref]
 	if !ok {
@@ -212,13 +234,16 @@ func (b *Builder) imageFS(ctx context.Context, ref string) (*fsview.LayerFS, err
 			return
 		}
 		layers, err := img.Layers()
+		if err == nil {
+			v.digest, err = img.Digest()
+		}
 		if err != nil {
 			v.err = fmt.Errorf("image %q: %w", ref, err)
 			return
 		}
 		v.lfs = fsview.NewLayerFS(layers, fsview.WithSpoolDir(b.opts.workDir))
 	})
-	return v.lfs, v.err
+	return v, v.err
 }
 
 func (b *Builder) pull(ctx context.Context, ref, platform string) (v1.Image, error) {
@@ -234,6 +259,18 @@ func (b *Builder) pull(ctx context.Context, ref, platform string) (v1.Image, err
 		p = *pp
 	}
 	return b.opts.source.Pull(ctx, ref, p)
+}
+
+// Close waits for what the build left running: the removal of root
+// filesystems and the writes to the layer cache. The layers of the image
+// Build returned stay readable until the work directory is removed.
+func (b *Builder) Close() {
+	if b.cleaned != nil {
+		<-b.cleaned
+	}
+	if b.cache != nil {
+		b.cache.wait()
+	}
 }
 
 func (b *Builder) close() {

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/pkg/copier"
+	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/userdb"
 )
@@ -125,17 +126,9 @@ func (s *stageBuilder) copySource(ctx context.Context, orig instructions.Command
 		}
 		return s.b.opts.context.FS(), true, nil
 	}
-	c, ok := orig.(*instructions.CopyCommand)
-	if !ok {
-		return nil, false, fmt.Errorf("--from is only valid for COPY")
-	}
-	source, ok := s.stage.CopyFrom[c]
-	if !ok {
-		// ONBUILD triggers are resolved now: their --from was not planned.
-		var err error
-		if source, err = s.b.plan.ResolveSource(s.stage, spec.from); err != nil {
-			return nil, false, err
-		}
+	source, err := s.copyFromSource(orig, spec)
+	if err != nil {
+		return nil, false, err
 	}
 	if source.Stage != nil {
 		res, err := s.b.wait(ctx, source.Stage)
@@ -144,9 +137,22 @@ func (s *stageBuilder) copySource(ctx context.Context, orig instructions.Command
 		}
 		return res.fs(), false, nil
 	}
-	l, err := s.b.imageFS(ctx, source.Image)
+	v, err := s.b.image(ctx, source.Image)
 	if err != nil {
 		return nil, false, err
 	}
-	return l, false, nil
+	return v.lfs, false, nil
+}
+
+// copyFromSource is the stage or image a COPY --from names.
+func (s *stageBuilder) copyFromSource(orig instructions.Command, spec copySpec) (dockerfile.Source, error) {
+	c, ok := orig.(*instructions.CopyCommand)
+	if !ok {
+		return dockerfile.Source{}, fmt.Errorf("--from is only valid for COPY")
+	}
+	if source, ok := s.stage.CopyFrom[c]; ok {
+		return source, nil
+	}
+	// ONBUILD triggers are resolved now: their --from was not planned.
+	return s.b.plan.ResolveSource(s.stage, spec.from)
 }

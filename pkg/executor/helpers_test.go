@@ -353,6 +353,7 @@ func (tb *testBuild) run() v1.Image {
 func (tb *testBuild) runErr(b *Builder) (v1.Image, error) {
 	tb.t.Helper()
 	img, err := b.Build(context.Background())
+	b.Close()
 	if err != nil {
 		return nil, err
 	}

@@ -165,11 +165,11 @@ func (s *stageBuilder) bindSource(ctx context.Context, spec mountSpec, rel *rele
 		}
 		fsys = res.fs()
 	case src.Image != "":
-		l, err := s.b.imageFS(ctx, src.Image)
+		v, err := s.b.image(ctx, src.Image)
 		if err != nil {
 			return "", err
 		}
-		fsys = l
+		fsys = v.lfs
 	default:
 		if s.b.opts.context == nil {
 			return "", errors.New("no build context to mount")

@@ -41,6 +41,7 @@ type options struct {
 	cacheDir       string
 	secretsDir     string
 	maxLayers      int
+	cache          *CacheOptions
 }
 
 // Option configures a Builder.

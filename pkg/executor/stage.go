@@ -31,8 +31,13 @@ type stageBuilder struct {
 	cmdSet bool // CMD set in this stage (ENTRYPOINT then keeps it)
 
 	root *stageRoot // the materialised root filesystem, once a RUN needed it
+	// key is the cache key of the last step that made a layer (at first,
+	// of the stage's base); kept only with a layer cache.
+	key string
 
 	runMountTargets []string // excluded from the snapshot of the RUN in progress
+	// pending is the cache key of the step in progress (see fromCache).
+	pending cachedStep
 	volumes         []string // declared volumes, resolved for the snapshot in progress
 }
 
@@ -45,6 +50,8 @@ type stageResult struct {
 	root  *stageRoot // nil unless the stage's tree is on disk
 	// layers counts the layers of the image, base included.
 	layers int
+	// key is the stage's final cache key, with a layer cache.
+	key string
 }
 
 // fs returns the finished stage's tree for COPY --from and RUN --mount: on
@@ -102,17 +109,18 @@ func (b *Builder) buildStage(ctx context.Context, st *dockerfile.Stage) (*stageR
 	if err != nil {
 		return nil, err
 	}
-	res := &stageResult{image: img, cfg: s.cfg, scope: s.scope, lfs: s.lfs, root: s.root, layers: len(layers)}
+	res := &stageResult{image: img, cfg: s.cfg, scope: s.scope, lfs: s.lfs, root: s.root, layers: len(layers), key: s.key}
 	return res, nil
 }
 
 // from starts the stage from scratch, an image or an earlier stage.
 func (s *stageBuilder) from(ctx context.Context) error {
 	st := s.stage
+	var parent *stageResult
 	switch {
 	case st.BaseStage != nil:
-		parent, err := s.b.wait(ctx, st.BaseStage)
-		if err != nil {
+		var err error
+		if parent, err = s.b.wait(ctx, st.BaseStage); err != nil {
 			return err
 		}
 		s.base, s.cfg, s.lfs = parent.image, parent.cfg.clone(), parent.lfs.Clone()
@@ -127,7 +135,7 @@ func (s *stageBuilder) from(ctx context.Context) error {
 		} else {
 			s.log.Infof("FROM stage %s", stageLabel(st.BaseStage))
 		}
-	case strings.EqualFold(st.Base, "scratch"):
+	case s.isScratch():
 		s.base = empty.Image
 		s.cfg = scratchConfig(s.platform())
 		s.lfs = fsview.NewLayerFS(nil)
@@ -157,7 +165,48 @@ func (s *stageBuilder) from(ctx context.Context) error {
 	if s.scope == nil {
 		s.scope = s.b.plan.NewScope(st, s.cfg.Config.Env)
 	}
+	if s.b.cache != nil {
+		if s.key, err = s.rootKey(parent); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// afterStep moves the stage's key past a step that ran and stores what it
+// made (a layer, or nothing) in the cache.
+func (s *stageBuilder) afterStep(ctx context.Context, before int) error {
+	step := s.pending
+	s.pending = cachedStep{}
+	if s.b.cache == nil || (step.key == "" && !step.fromOutput) {
+		return nil
+	}
+	var made v1.Layer
+	if len(s.layers) > before {
+		made = s.layers[len(s.layers)-1]
+	}
+	if step.fromOutput {
+		k := s.layerKey("OUTPUT")
+		if made != nil {
+			d, err := made.DiffID()
+			if err != nil {
+				return err
+			}
+			k.String("diffid", d.String())
+		}
+		s.key = k.Sum()
+		return nil
+	}
+	s.key = step.key
+	if step.use {
+		s.b.cache.store(ctx, step.key, made)
+	}
+	return nil
+}
+
+// isScratch reports whether the stage starts from nothing.
+func (s *stageBuilder) isScratch() bool {
+	return s.stage.BaseStage == nil && strings.EqualFold(s.stage.Base, "scratch")
 }
 
 // platform is the stage's platform: FROM --platform, else the build's.
@@ -213,13 +262,48 @@ func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.
 	if err != nil {
 		return err
 	}
-	if err := s.dispatch(ctx, cmd, expanded); err != nil {
+	cached, err := s.fromCache(ctx, cmd, expanded)
+	if err != nil {
 		return s.b.plan.Dockerfile.CommandError(cmd, err)
 	}
+	if !cached {
+		before := len(s.layers)
+		if err := s.dispatch(ctx, cmd, expanded); err != nil {
+			return s.b.plan.Dockerfile.CommandError(cmd, err)
+		}
+		if err := s.afterStep(ctx, before); err != nil {
+			return s.b.plan.Dockerfile.CommandError(cmd, err)
+		}
+	}
 	took := roundDuration(time.Since(start))
-	s.log.WithFields(logrus.Fields{"step": n, "duration": took.String()}).
-		Infof("[%d/%d] %s (%s)", n, total, text, took)
+	suffix := ""
+	if cached {
+		suffix = ", cached"
+	}
+	s.log.WithFields(logrus.Fields{"step": n, "duration": took.String(), "cached": cached}).
+		Infof("[%d/%d] %s (%s%s)", n, total, text, took, suffix)
 	return nil
+}
+
+// fromCache looks a step up in the layer cache and, on a hit, replays it.
+// Otherwise it arranges for the layer the step makes to be stored when it
+// is done (see afterStep), and the stage's key moves on either way.
+func (s *stageBuilder) fromCache(ctx context.Context, orig, cmd instructions.Command) (bool, error) {
+	if s.b.cache == nil {
+		return false, nil
+	}
+	step, err := s.stepKey(ctx, orig, cmd)
+	if err != nil || (step.key == "" && !step.fromOutput) {
+		return false, err
+	}
+	s.pending = step
+	if step.use {
+		if e := s.b.cache.lookup(ctx, step.key, instructionText(orig)); e != nil {
+			s.key, s.pending = step.key, cachedStep{}
+			return true, s.replay(cmd, e)
+		}
+	}
+	return false, nil
 }
 
 // dispatch runs an expanded instruction; orig is the instruction as planned.
