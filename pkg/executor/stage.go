@@ -38,7 +38,7 @@ type stageBuilder struct {
 	runMountTargets []string // excluded from the snapshot of the RUN in progress
 	// pending is the cache key of the step in progress (see fromCache).
 	pending cachedStep
-	volumes         []string // declared volumes, resolved for the snapshot in progress
+	volumes []string // declared volumes, resolved for the snapshot in progress
 }
 
 // stageResult is a finished stage.
