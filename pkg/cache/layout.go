@@ -75,15 +75,15 @@ func (s *LayoutStore) Get(ctx context.Context, key string) (*Entry, error) {
 		return nil, miss("%s has no entry", s)
 	}
 	if err := s.verify(desc.Digest, desc.Size); err != nil {
-		return nil, miss("%s: manifest: %v", s, err)
+		return nil, corrupt("%s: manifest: %v", s, err)
 	}
 	img, err := layout.Path(s.dir).Image(desc.Digest)
 	if err != nil {
-		return nil, miss("%s: %v", s, err)
+		return nil, corrupt("%s: %v", s, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, miss("%s: manifest: %v", s, err)
+		return nil, corrupt("%s: manifest: %v", s, err)
 	}
 	blobs := append([]v1.Descriptor{m.Config}, m.Layers...)
 	for _, b := range blobs {
@@ -91,7 +91,7 @@ func (s *LayoutStore) Get(ctx context.Context, key string) (*Entry, error) {
 			return nil, err
 		}
 		if err := s.verify(b.Digest, b.Size); err != nil {
-			return nil, miss("%s: %v", s, err)
+			return nil, corrupt("%s: %v", s, err)
 		}
 	}
 	return EntryFromImage(key, img)

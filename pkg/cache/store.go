@@ -35,9 +35,18 @@ type Store interface {
 // ErrMiss is wrapped by every lookup that found nothing usable.
 var ErrMiss = errors.New("cache miss")
 
+// ErrCorrupt is wrapped (with ErrMiss) by a lookup that found an entry
+// whose manifest, config or blobs are damaged: worth a warning.
+var ErrCorrupt = errors.New("corrupt cache entry")
+
 // miss explains a miss.
 func miss(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMiss, fmt.Sprintf(format, args...))
+}
+
+// corrupt explains a miss on a damaged entry.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w (%w): %s", ErrMiss, ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
 // Lookup returns the entry of key in s if it is younger than ttl (0: no
@@ -92,14 +101,14 @@ func EntryImage(key string, e *Entry) (v1.Image, error) {
 func EntryFromImage(key string, img v1.Image) (*Entry, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, miss("config: %v", err)
+		return nil, corrupt("config: %v", err)
 	}
 	if cf.Config.Labels[keyLabel] != key {
-		return nil, miss("the entry is labelled %q, not the key looked up", cf.Config.Labels[keyLabel])
+		return nil, corrupt("the entry is labelled %q, not the key looked up", cf.Config.Labels[keyLabel])
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, miss("layers: %v", err)
+		return nil, corrupt("layers: %v", err)
 	}
 	e := &Entry{Created: cf.Created.Time}
 	switch len(layers) {
@@ -107,7 +116,7 @@ func EntryFromImage(key string, img v1.Image) (*Entry, error) {
 	case 1:
 		e.Layer = layers[0]
 	default:
-		return nil, miss("the entry has %d layers", len(layers))
+		return nil, corrupt("the entry has %d layers", len(layers))
 	}
 	return e, nil
 }

@@ -64,9 +64,12 @@ func (c *layerCache) lookup(ctx context.Context, key, step string) *cache.Entry 
 	defer c.mu.Unlock()
 	if err != nil {
 		c.misses++
-		if !errors.Is(err, cache.ErrMiss) {
+		switch {
+		case !errors.Is(err, cache.ErrMiss):
 			c.fail("reading", err)
-		} else {
+		case errors.Is(err, cache.ErrCorrupt):
+			c.log.Warnf("%s: not served from the cache, its entry is damaged: %v", step, err)
+		default:
 			c.log.Debugf("%s: cache miss for key %s: %v", step, key, err)
 		}
 		return nil
