@@ -53,7 +53,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports, err := newTransports(cas, o.clientCerts)
+	transports, err := newTransports(cas, o.clientCerts, o.dial)
 	if err != nil {
 		return nil, err
 	}

@@ -172,6 +172,24 @@ func TestErrorConnection(t *testing.T) {
 	assertKind(t, err, KindConnection, `cannot connect to registry "`+host+`": connection refused`, "Check the host and port")
 }
 
+// A registry at a private address that refuses the connection is
+// unreachable: go-containerregistry also tries plain HTTP there, and kiln
+// refusing that attempt must not make it "speak plain HTTP".
+func TestErrorConnectionRefusedIsNotPlainHTTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	const private = "10.200.0.7:5000"
+	c, _ := newClient(t, withHosts(map[string]string{private: closed}))
+	_, err = c.Pull(t.Context(), private+"/team/app:v1", v1.Platform{})
+	assertKind(t, err, KindConnection, `cannot connect to registry "`+private+`": connection refused`, "Check the host and port")
+	_, err = c.Push(t.Context(), randomImage(t, 1024, 1), []string{private + "/team/app:v1"})
+	assertKind(t, err, KindConnection, `cannot connect to registry "`+private+`": connection refused`)
+}
+
 func TestErrorRetriesExhausted(t *testing.T) {
 	reg := testregistry.Start(t)
 	seed(t, reg, "team/app:v1", randomImage(t, 1024, 1))

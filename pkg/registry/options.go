@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"context"
+	"net"
 	"os"
 	"time"
 
@@ -28,6 +30,9 @@ type options struct {
 	cacheDir             string
 	jobs                 int
 	userAgent            string
+	// dial replaces the transports' dialer; nil is net.Dialer's. Tests
+	// use it to reach a local registry under another name.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 type clientCertFiles struct{ cert, key string }

@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -96,9 +98,12 @@ type transports struct {
 
 type transportPair struct{ verified, unverified *http.Transport }
 
-func newTransports(registryCAs map[string][]string, clientCerts map[string]clientCertFiles) (*transports, error) {
+func newTransports(registryCAs map[string][]string, clientCerts map[string]clientCertFiles, dial func(context.Context, string, string) (net.Conn, error)) (*transports, error) {
 	verified := http.DefaultTransport.(*http.Transport).Clone()
 	verified.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if dial != nil {
+		verified.DialContext = dial
+	}
 	unverified := verified.Clone()
 	unverified.TLSClientConfig.InsecureSkipVerify = true
 
