@@ -161,7 +161,7 @@ func (c *Client) explain(op, subject string, reg name.Registry, repository strin
 	case KindClientCertificate:
 		e.Hint = fmt.Sprintf("Give one with --registry-client-cert %s=client.pem,client-key.pem", registry)
 	case KindPlainHTTP:
-		e.Hint = fmt.Sprintf("If it is meant to be reached over plain HTTP, allow that with --insecure-registry %s", registry)
+		e.Hint = fmt.Sprintf("If it is meant to be reached over plain HTTP, allow that with --insecure-registry %q", registry)
 	case KindDNS:
 		e.Hint = "Check the registry name (a typo, a stray space?) and the DNS configuration of this machine or pod"
 	case KindConnection:

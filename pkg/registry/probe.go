@@ -89,7 +89,7 @@ func (c *Client) checkPush(ctx context.Context, ref name.Reference) error {
 func (c *Client) CheckCredentials(ctx context.Context, registry string, auth authn.AuthConfig) error {
 	const op = "logging in to"
 	reg, err := name.NewRegistry(registry, name.WeakValidation)
-	if err == nil && c.access.plainHTTP(registryKey(reg), push) {
+	if err == nil && c.access.allowsPlainHTTP(registryKey(reg), push) {
 		reg, err = name.NewRegistry(registry, name.WeakValidation, name.Insecure)
 	}
 	if err != nil {
