@@ -66,10 +66,8 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	kc, err := newKeychain(o.configPaths, o.env, o.log)
-	if err != nil {
-		return nil, err
-	}
+	places, notes := o.configPlaces()
+	kc := newKeychain(places, notes, o.env, o.log)
 	return &Client{
 		log:             o.log,
 		keychain:        kc,
