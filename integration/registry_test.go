@@ -180,7 +180,11 @@ func TestLoginRoundTrip(t *testing.T) {
 	tlsFlags := []string{"--registry-certificate", e.reg.Host + "=" + e.reg.CAFile, "--docker-config", configDir}
 
 	r := e.kilnIn("wrong\n", append([]string{"login", e.reg.Host, "-u", robot, "--password-stdin"}, tlsFlags...))
-	wantOutput(t, r, false, `logging in to "`+e.reg.Host+`"`, "401 Unauthorized", `as user "robot$team+ci"`)
+	wantOutput(t, r, false, `logging in to "`+e.reg.Host+`": the token service "https://`+e.reg.Host+`/service/token" of registry "`+e.reg.Host+`" answered 401 Unauthorized to user "robot$team+ci": "UNAUTHORIZED: invalid username or password"`,
+		"Check the user name and the password as given")
+	if strings.Contains(r.out, "kiln login") {
+		t.Fatalf("the advice for a failed login is to log in:\n%s", r.out)
+	}
 	if _, err := os.Stat(filepath.Join(configDir, "config.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed login wrote the config: %v", err)
 	}
