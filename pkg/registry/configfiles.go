@@ -174,11 +174,15 @@ func loadPlace(p configPlace, helpers *helperRunner) credentialSource {
 	return parsePlace(p, data, helpers)
 }
 
+// parsePlace parses the docker config data read at p. The source is named
+// by its path alone where credentials are used; where it is skipped, with
+// its origin too.
 func parsePlace(p configPlace, data []byte, helpers *helperRunner) credentialSource {
-	d, err := parseDockerConfig(p.describe(), data, helpers)
+	d, err := parseDockerConfig(fmt.Sprintf("docker config %q", p.path), data, helpers)
 	if err != nil {
-		helpers.log.Warnf("Skipping %v", err)
-		return unusableConfig{why: err.Error()}
+		why := fmt.Sprintf("%s: %v", p.describe(), errors.Unwrap(err))
+		helpers.log.Warnf("Skipping %s", why)
+		return unusableConfig{why: why}
 	}
 	return d
 }
