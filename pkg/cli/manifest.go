@@ -26,8 +26,9 @@ func newManifestCommand() *cobra.Command {
 		Long: `Merge images built separately for each platform into one multi-platform
 manifest list (an OCI index or a Docker manifest list), as docker manifest does:
 create a list, annotate its entries, push it; or do it all at once with
-push-index. inspect shows a remote manifest or index. Lists being assembled are kept beside the docker config
-(--docker-config, $DOCKER_CONFIG or ~/.docker) in kiln/manifests.`,
+push-index. inspect shows a remote manifest or index; rm deletes local lists.
+Lists being assembled are kept beside the docker config (--docker-config,
+$DOCKER_CONFIG or ~/.docker) in kiln/manifests.`,
 	}
 	addConnectionFlags(cmd.PersistentFlags(), c)
 	cmd.AddCommand(newManifestCreateCommand(c), newManifestAnnotateCommand(c),
