@@ -1,6 +1,10 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
 	"regexp"
 	"testing"
 
@@ -10,6 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/testregistry"
+	"github.com/kiln-build/kiln/internal/testutil"
 )
 
 var digestLine = regexp.MustCompile(`(?m)^sha256:[0-9a-f]{64}$`)
@@ -104,4 +111,87 @@ func imageFor(t *testing.T, e *env, ref string, p v1.Platform) v1.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// inspect prints a remote manifest or index; rm deletes local lists and
+// fails for one that does not exist; --insecure reaches a registry whose
+// certificate kiln cannot verify, as docker manifest's does.
+func TestManifestInspectRmInsecure(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.WithTLS())
+	e := &env{t: t, reg: reg, kiln: testutil.Kiln(t)}
+	for _, arch := range []string{"amd64", "arm64"} {
+		ref, _ := name.ParseReference(e.ref("team/app:" + arch))
+		if err := remote.Write(ref, archImage(t, arch), reg.RemoteOptions()...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := []string{"--docker-config", t.TempDir()}
+	manifest := func(args ...string) result {
+		t.Helper()
+		return e.kilnIn("", append(append([]string{"manifest"}, args...), config...))
+	}
+	// stdout runs a manifest command that must succeed and returns what it
+	// printed on standard output (logs go to standard error).
+	stdout := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(e.kiln, append(append([]string{"manifest"}, args...), config...)...)
+		cmd.Env = append(os.Environ(), isolatedEnv(t)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kiln manifest %q: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+	target := e.ref("team/app:1")
+	sources := []string{e.ref("team/app:amd64"), e.ref("team/app:arm64")}
+
+	// The registry's CA is not trusted: only --insecure gets through.
+	wantOutput(t, manifest(append([]string{"create", target}, sources...)...), false, "signed by an unknown authority")
+	wantOutput(t, manifest(append([]string{"create", "--insecure", target}, sources...)...), true, "linux/amd64\tsha256:")
+	wantOutput(t, manifest("push", target), false, "signed by an unknown authority")
+	r := manifest("push", "--insecure", target)
+	wantOutput(t, r, true)
+	pushed := digestLine.FindString(r.out)
+
+	// inspect: the index as served, then verbose with each image's config.
+	wantOutput(t, manifest("inspect", target), false, `inspecting "`+target+`"`, "signed by an unknown authority")
+	out := stdout("inspect", "--insecure", target)
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(out, &idx); err != nil || len(idx.Manifests) != 2 || idx.Manifests[1].Platform.Architecture != "arm64" {
+		t.Fatalf("inspect printed %v:\n%s", err, out)
+	}
+	out = stdout("inspect", "--insecure", "--verbose", target)
+	var verbose struct {
+		Ref        string
+		Descriptor v1.Descriptor
+		Manifest   v1.IndexManifest
+		Manifests  []struct {
+			Ref        string
+			Descriptor v1.Descriptor
+			Manifest   v1.Manifest
+			Config     v1.ConfigFile
+		}
+	}
+	if err := json.Unmarshal(out, &verbose); err != nil {
+		t.Fatalf("inspect --verbose printed %v:\n%s", err, out)
+	}
+	if verbose.Ref != e.ref("team/app@"+pushed) || len(verbose.Manifests) != 2 || verbose.Manifests[1].Config.Architecture != "arm64" ||
+		verbose.Manifests[1].Descriptor.Platform.Architecture != "arm64" || len(verbose.Manifests[0].Manifest.Layers) != 1 {
+		t.Fatalf("inspect --verbose: %+v", verbose)
+	}
+	out = stdout("inspect", "--insecure", e.ref("team/app:amd64"))
+	var m v1.Manifest
+	if err := json.Unmarshal(out, &m); err != nil || m.MediaType != types.DockerManifestSchema2 {
+		t.Fatalf("inspect of an image printed %v:\n%s", err, out)
+	}
+	wantOutput(t, manifest("inspect", "--insecure", e.ref("team/none:1")), false, `inspecting "`+e.ref("team/none:1")+`"`, "404 Not Found")
+
+	// rm: the list was pushed without --purge, so it is still kept.
+	other := e.ref("team/app:2")
+	wantOutput(t, manifest("create", "--insecure", other, sources[0]), true)
+	wantOutput(t, manifest("rm", target, e.ref("team/app:never")), false, `manifest list "`+e.ref("team/app:never")+`": no such manifest list`)
+	wantOutput(t, manifest("push", "--insecure", target), false, `manifest list "`+target+`": no such manifest list`)
+	wantOutput(t, manifest("rm", other), true, `Deleted the local manifest list "`+other+`"`)
 }

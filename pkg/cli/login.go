@@ -71,7 +71,7 @@ func runLogin(cmd *cobra.Command, f *loginFlags, args []string) error {
 		// The check uses the credentials given, none stored: the
 		// --docker-config directory need not exist yet.
 		conn := f.connectionFlags
-		conn.dockerConfig = ""
+		conn.dockerConfig, conn.dockerConfigSet = "", false
 		opts, err := conn.options(log)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -15,6 +14,7 @@ import (
 // all have them.
 type connectionFlags struct {
 	dockerConfig            string
+	dockerConfigSet         bool // given, even empty
 	insecureRegistries      []string
 	skipTLSVerifyRegistries []string
 	registryCertificates    []string
@@ -22,7 +22,7 @@ type connectionFlags struct {
 }
 
 func addConnectionFlags(fl *pflag.FlagSet, c *connectionFlags) {
-	fl.StringVar(&c.dockerConfig, "docker-config", "", "docker config directory (or .json file): searched first for credentials, written by login (default: $DOCKER_CONFIG)")
+	fl.Var(&givenString{value: &c.dockerConfig, given: &c.dockerConfigSet}, "docker-config", "docker config directory (or .json file): searched first for credentials, written by login (default: $DOCKER_CONFIG)")
 	fl.StringArrayVar(&c.insecureRegistries, "insecure-registry", nil, "registry HOST[:PORT] reached over plain HTTP (repeatable)")
 	fl.StringArrayVar(&c.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "registry HOST[:PORT] whose certificate is not verified (repeatable)")
 	fl.StringArrayVar(&c.registryCertificates, "registry-certificate", nil, "HOST[:PORT]=CA.pem: trust this CA for that registry (repeatable)")
@@ -37,11 +37,11 @@ func (c *connectionFlags) options(log logrus.FieldLogger) ([]registry.Option, er
 		registry.WithSkipTLSVerifyRegistries(c.skipTLSVerifyRegistries...),
 		registry.WithUserAgent("kiln/" + Version),
 	}
-	if c.dockerConfig != "" {
-		if _, err := os.Stat(c.dockerConfig); err != nil {
-			return nil, fmt.Errorf("--docker-config: %w", err)
-		}
-		opts = append(opts, registry.WithDockerConfigPaths(registry.DockerConfigPaths(c.dockerConfig)...))
+	// A --docker-config that names nothing is reported (warned about now,
+	// listed if a registry needs credentials), not fatal: a build may need
+	// none.
+	if c.dockerConfigSet {
+		opts = append(opts, registry.WithDockerConfig(c.dockerConfig))
 	}
 	for _, rc := range c.registryCertificates {
 		host, file, ok := strings.Cut(rc, "=")
@@ -117,3 +117,24 @@ func registryOptions(f *buildFlags, cacheDir string, log logrus.FieldLogger) ([]
 	}
 	return opts, nil
 }
+
+// givenString is a string flag that records whether it was given, so that
+// an empty value (--docker-config "$UNSET") is told from no flag.
+type givenString struct {
+	value *string
+	given *bool
+}
+
+func (g *givenString) String() string {
+	if g.value == nil {
+		return ""
+	}
+	return *g.value
+}
+
+func (g *givenString) Set(s string) error {
+	*g.value, *g.given = s, true
+	return nil
+}
+
+func (g *givenString) Type() string { return "string" }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +47,7 @@ func NewRootCommand() *cobra.Command {
 
 // Execute runs kiln with args (os.Args) and returns the exit status. Run as
 // "executor" (kaniko's binary name), the arguments are those of `kiln build`.
+// See run for the exit status.
 func Execute(args []string) int {
 	root := NewRootCommand()
 	rest := args[1:]
@@ -56,17 +55,11 @@ func Execute(args []string) int {
 		rest = append([]string{"build"}, rest...)
 	}
 	root.SetArgs(rest)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
-		logrus.StandardLogger().SetOutput(os.Stderr)
-		fmt.Fprintf(os.Stderr, "kiln: error: %v\n", err)
-		if errors.Is(err, context.Canceled) {
-			return 130
-		}
-		return 1
-	}
-	return 0
+	rejectUnknownCommands(root)
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	return run(root, signals, signalGrace, os.Stderr)
 }
 
 func newVersionCommand() *cobra.Command {

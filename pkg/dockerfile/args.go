@@ -74,8 +74,10 @@ var hostPlatform = v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
 
 // globalScope computes the variables of FROM lines: the predefined platform
 // ARGs (a build argument may override them), then the ARGs before the first
-// FROM in order, each default expanded with what precedes it.
-func (d *Dockerfile) globalScope(opts PlanOptions, targetStage string) (*vars, error) {
+// FROM in order, each default expanded with what precedes it. The names of
+// an ARG instruction are expanded first, with what precedes the instruction,
+// as in a stage (see Scope.expandArgNames); they are added to declared.
+func (d *Dockerfile) globalScope(opts PlanOptions, targetStage string, declared map[string]bool) (*vars, error) {
 	g := &vars{}
 	for _, kv := range platformArgs(opts.BuildPlatform, opts.TargetPlatform, targetStage) {
 		v := kv[1]
@@ -87,7 +89,20 @@ func (d *Dockerfile) globalScope(opts PlanOptions, targetStage string) (*vars, e
 	lex := shell.NewLex(d.Escape)
 	for i := range d.MetaArgs {
 		cmd := &d.MetaArgs[i]
-		for _, a := range cmd.Args {
+		keys := make([]string, len(cmd.Args))
+		for j, a := range cmd.Args {
+			key, _, err := lex.ProcessWord(a.Key, g)
+			if err == nil {
+				err = checkArgName(a.Key, key)
+			}
+			if err != nil {
+				return nil, d.CommandError(cmd, err)
+			}
+			keys[j] = key
+		}
+		for j, a := range cmd.Args {
+			a.Key = keys[j]
+			declared[a.Key] = true
 			if v, ok := opts.BuildArgs[a.Key]; ok {
 				g.set(a.Key, v)
 				continue

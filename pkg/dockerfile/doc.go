@@ -35,7 +35,8 @@
 // Dockerfile.CommandError formats the executor's own errors the same way.
 //
 // Semantics follow Docker: ARGs before the first FROM are visible only in FROM
-// lines unless a stage declares them again; a build argument overrides an
+// lines unless a stage declares them again; an ARG's name is expanded like its
+// value ("ARG ${tool}_VERSION=1", as the classic builder and kaniko do); a build argument overrides an
 // ARG's default; an ENV (of the base image or the Dockerfile) wins over an ARG
 // of the same name; a stage based on another stage inherits its environment
 // and its declared ARGs; build arguments no ARG declares are invisible,

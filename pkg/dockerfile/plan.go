@@ -45,6 +45,9 @@ type Plan struct {
 
 	buildArgs map[string]string
 	global    *vars
+	// declared holds the ARG names, expanded, of the planned stages and
+	// before the first FROM, to report unused build arguments.
+	declared map[string]bool
 	// byName maps a lower-cased stage name to its last definition, which is
 	// what --target and --from refer to.
 	byName map[string]int
@@ -109,6 +112,7 @@ func (d *Dockerfile) Plan(opts PlanOptions) (*Plan, error) {
 		Dockerfile: d,
 		buildArgs:  maps.Clone(opts.BuildArgs),
 		byName:     map[string]int{},
+		declared:   map[string]bool{},
 		planned:    make([]*Stage, len(d.Stages)),
 		scopes:     make([]*Scope, len(d.Stages)),
 	}
@@ -121,7 +125,7 @@ func (d *Dockerfile) Plan(opts PlanOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.global, err = d.globalScope(opts, d.Stages[target].Name); err != nil {
+	if p.global, err = d.globalScope(opts, d.Stages[target].Name, p.declared); err != nil {
 		return nil, err
 	}
 	if p.Target, err = p.plan(target); err != nil {
@@ -261,7 +265,12 @@ func (p *Plan) planCommand(s *Stage, sc *Scope, cmd instructions.Command, trigge
 	d := p.Dockerfile
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
-		for _, a := range c.Args {
+		x, err := sc.ExpandCommand(c)
+		if err != nil {
+			return nil // see above
+		}
+		for _, a := range x.(*instructions.ArgCommand).Args {
+			p.declared[a.Key] = true
 			_, _ = sc.DeclareArg(a) // a failing ARG stays undeclared (see above)
 		}
 	case *instructions.EnvCommand:
@@ -374,24 +383,9 @@ func (s *Stage) addDep(dep *Stage) {
 }
 
 func (p *Plan) unusedBuildArgs() []string {
-	used := map[string]bool{}
-	for i := range p.Dockerfile.MetaArgs {
-		for _, a := range p.Dockerfile.MetaArgs[i].Args {
-			used[a.Key] = true
-		}
-	}
-	for _, s := range p.Stages {
-		for _, cmd := range s.Commands {
-			if c, ok := cmd.(*instructions.ArgCommand); ok {
-				for _, a := range c.Args {
-					used[a.Key] = true
-				}
-			}
-		}
-	}
 	var unused []string
 	for k := range p.buildArgs {
-		if !used[k] && !isBuiltinArg(k) {
+		if !p.declared[k] && !isBuiltinArg(k) {
 			unused = append(unused, k)
 		}
 	}

@@ -88,9 +88,10 @@ func (sc *Scope) ExpandWords(word string) ([]string, error) {
 // expands them when the instruction runs: the sources, destination, --chown,
 // --chmod and --checksum of COPY and ADD and the contents of their unquoted
 // heredocs, ENV and LABEL keys and values, EXPOSE, VOLUME, USER, WORKDIR,
-// STOPSIGNAL, and the --mount flags of RUN. Other instructions come back as
-// parsed: the shell expands RUN, CMD and ENTRYPOINT itself, and ARG is
-// resolved by DeclareArg. COPY --from is left as written; its resolution is
+// STOPSIGNAL, the --mount flags of RUN, and the names of ARG (all with the
+// scope before the instruction; see expandArgNames). Other instructions come
+// back as parsed: the shell expands RUN, CMD and ENTRYPOINT itself, and an
+// ARG's value is resolved by DeclareArg. COPY --from is left as written; its resolution is
 // Stage.CopyFrom (or Plan.ResolveSource for a trigger).
 //
 // cmd must be an instruction of the Dockerfile or a trigger returned by
@@ -111,6 +112,9 @@ func (sc *Scope) ExpandCommand(cmd instructions.Command) (instructions.Command, 
 	}
 	switch c := fresh.(type) {
 	case *instructions.ArgCommand:
+		if err := sc.expandArgNames(c); err != nil {
+			return nil, d.CommandError(cmd, err)
+		}
 		return c, nil
 	case *instructions.ExposeCommand:
 		var ports []string
@@ -137,6 +141,39 @@ func (sc *Scope) ExpandCommand(cmd instructions.Command) (instructions.Command, 
 	return fresh, nil
 }
 
+// expandArgNames expands the names of an ARG instruction in place, each
+// with the scope before the instruction: "ARG ${tool}_VERSION=1" declares
+// GO_VERSION when tool is GO. The classic builder, kaniko, buildah and
+// BuildKit's frontend up to 1.7 expand the name like the value; later
+// BuildKit takes it literally, which declares a variable no instruction
+// can name (a name with "$" cannot be referenced), so expanding breaks
+// nothing that works there. A name that expands to nothing is an error.
+func (sc *Scope) expandArgNames(c *instructions.ArgCommand) error {
+	for i, a := range c.Args {
+		key, err := sc.Expand(a.Key)
+		if err != nil {
+			return err
+		}
+		if err := checkArgName(a.Key, key); err != nil {
+			return err
+		}
+		c.Args[i].Key = key
+	}
+	return nil
+}
+
+// checkArgName rejects an ARG name that expanded to nothing or to
+// something that is not one name.
+func checkArgName(written, key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("the ARG name %q expands to an empty name", written)
+	case strings.ContainsAny(key, "= \t\n"):
+		return fmt.Errorf("the ARG name %q expands to %q, which is not a name", written, key)
+	}
+	return nil
+}
+
 func (sc *Scope) expandRaw(word string) (string, error) {
 	s, _, err := sc.rawLex.ProcessWord(word, sc.vars())
 	return s, err
@@ -147,7 +184,9 @@ func (sc *Scope) expandRaw(word string) (string, error) {
 // in this scope, else the value of the ARG of the same name before the
 // first FROM (or of a predefined ARG such as TARGETARCH), else none (a nil
 // Value: the variable stays unset). Declaring again without a value keeps
-// the value declared earlier. On error the scope is unchanged.
+// the value declared earlier. On error the scope is unchanged. arg is one
+// of an instruction returned by ExpandCommand: its name is expanded, its
+// value not.
 func (sc *Scope) DeclareArg(arg instructions.KeyValuePairOptional) (instructions.KeyValuePairOptional, error) {
 	switch v, given := sc.plan.buildArgs[arg.Key]; {
 	case given:

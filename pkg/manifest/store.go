@@ -173,9 +173,14 @@ func (s *Store) Save(l *List) error {
 	return nil
 }
 
-// Remove deletes the list for target; there being none is not an error.
+// Remove deletes the list for target; the error wraps ErrNoList when
+// there is none.
 func (s *Store) Remove(target string) error {
-	if err := os.Remove(s.path(target)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := os.Remove(s.path(target))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("manifest list %q: %w (in %q)", target, ErrNoList, s.dir)
+	case err != nil:
 		return fmt.Errorf("removing manifest list %q: %w", target, err)
 	}
 	return nil

@@ -52,8 +52,11 @@ func TestStoreRoundTrip(t *testing.T) {
 	if _, err := s.Load(target); !errors.Is(err, ErrNoList) {
 		t.Fatalf("after Remove: %v", err)
 	}
-	if err := s.Remove(target); err != nil {
-		t.Fatalf("removing twice: %v", err)
+	if err := s.Remove(target); !errors.Is(err, ErrNoList) || !strings.Contains(err.Error(), `manifest list "`+target+`"`) {
+		t.Fatalf("removing twice: %v, want ErrNoList naming the list", err)
+	}
+	if _, err := s.Load("r.example/team/app:v2"); err != nil {
+		t.Fatalf("removing one list touched another: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -29,6 +30,10 @@ type Client struct {
 	cacheDir        string
 	jobs            int
 	userAgent       string
+
+	// loopbackNoted holds a *sync.Once per loopback registry reached over
+	// plain HTTP without being marked insecure, to say so once.
+	loopbackNoted sync.Map
 }
 
 // New builds a Client. It reads the credential sources and the registry
@@ -53,7 +58,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports, err := newTransports(cas, o.clientCerts)
+	transports, err := newTransports(cas, o.clientCerts, o.dial)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +66,8 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	kc, err := newKeychain(o.configPaths, o.env, o.log)
-	if err != nil {
-		return nil, err
-	}
+	places, notes := o.configPlaces()
+	kc := newKeychain(places, notes, o.env, o.log)
 	return &Client{
 		log:             o.log,
 		keychain:        kc,
@@ -103,13 +106,14 @@ func registryKey(reg name.Registry) string {
 }
 
 // parseReference parses s, a tag when it names none being ":latest", and
-// marks it insecure when plain HTTP is allowed to its registry in direction d.
+// marks it insecure when plain HTTP is allowed to its registry in direction
+// d (go-containerregistry then tries HTTPS first, plain HTTP second).
 func (c *Client) parseReference(s string, d direction) (name.Reference, error) {
 	ref, err := name.ParseReference(s, name.WeakValidation)
 	if err != nil {
 		return nil, err
 	}
-	if c.access.plainHTTP(registryKey(ref.Context().Registry), d) {
+	if c.access.allowsPlainHTTP(registryKey(ref.Context().Registry), d) {
 		return name.ParseReference(s, name.WeakValidation, name.Insecure)
 	}
 	return ref, nil

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"sort"
 	"strings"
 
@@ -53,25 +51,19 @@ type authKey struct {
 	key            string // as written in the file
 	registry, path string
 	auth           authn.AuthConfig
+	err            error // why the entry cannot be used; nil if it can
 }
 
-// loadDockerConfig reads the file at path; it returns nil when there is
-// none.
-func loadDockerConfig(path string, helpers *helperRunner) (*dockerConfig, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading docker config: %w", err)
-	}
-	return parseDockerConfig(fmt.Sprintf("docker config %q", path), data, helpers)
-}
-
+// parseDockerConfig parses a docker config. source names it in messages
+// (`docker config "/kaniko/.docker/config.json"`). Invalid JSON is an error
+// naming the line and column; an entry that cannot be used (an "auth" that
+// is not base64 of USER:PASSWORD) is kept and fails only the lookups it
+// matches, so that a broken entry for a registry the build never contacts
+// does no harm.
 func parseDockerConfig(source string, data []byte, helpers *helperRunner) (*dockerConfig, error) {
 	var f dockerConfigFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", source, err)
+		return nil, fmt.Errorf("%s: %w", source, jsonError(data, err))
 	}
 	d := &dockerConfig{name: source, credHelpers: map[string]string{}, credsStore: f.CredsStore, helpers: helpers}
 	for key, e := range f.Auths {
@@ -83,9 +75,9 @@ func parseDockerConfig(source string, data []byte, helpers *helperRunner) (*dock
 		}
 		auth, err := e.authConfig()
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: key %q: %w", source, key, err)
+			helpers.log.Warnf("%s: key %q is unusable: %v", source, key, err)
 		}
-		d.keys = append(d.keys, authKey{key: key, registry: registry, path: path, auth: auth})
+		d.keys = append(d.keys, authKey{key: key, registry: registry, path: path, auth: auth, err: err})
 	}
 	sort.Slice(d.keys, func(i, j int) bool {
 		if len(d.keys[i].path) != len(d.keys[j].path) {
@@ -159,7 +151,13 @@ func (d *dockerConfig) lookup(t target) (credential, bool, error) {
 		}
 	}
 	for _, k := range d.keys {
-		if k.registry == t.registry && pathCovers(k.path, t.repository) && hasSecret(k.auth) {
+		if k.registry != t.registry || !pathCovers(k.path, t.repository) {
+			continue
+		}
+		if k.err != nil {
+			return credential{}, false, fmt.Errorf("%s key %q: %w", d.name, k.key, k.err)
+		}
+		if hasSecret(k.auth) {
 			return credential{auth: k.auth, from: fmt.Sprintf("%s key %q", d.name, k.key)}, true, nil
 		}
 	}
@@ -177,26 +175,52 @@ func (d *dockerConfig) fromHelper(helper, field string, t target) (credential, b
 	return credential{auth: auth, from: fmt.Sprintf("credential helper %q (%s of %s)", helperProgram(helper), field, d.name)}, true, nil
 }
 
+// maxListed bounds the names a message lists.
+const maxListed = 8
+
+// searched says which keys were looked for and which the file has, so that
+// a key spelled differently (another port, a stray space, a path) shows.
 func (d *dockerConfig) searched(t target) string {
-	var keys []string
+	var want []string
 	if t.repository != "" {
 		parts := strings.Split(t.repository, "/")
 		for i := len(parts); i > 0; i-- {
-			keys = append(keys, fmt.Sprintf("%q", t.registry+"/"+strings.Join(parts[:i], "/")))
+			want = append(want, fmt.Sprintf("%q", t.registry+"/"+strings.Join(parts[:i], "/")))
 		}
 	}
-	keys = append(keys, fmt.Sprintf("%q", t.registry))
+	want = append(want, fmt.Sprintf("%q", t.registry))
 	if t.registry == name.DefaultRegistry {
-		keys = append(keys, fmt.Sprintf("%q", dockerHubAuthKey))
+		want = append(want, fmt.Sprintf("%q", dockerHubAuthKey))
 	}
-	s := fmt.Sprintf("%s: keys %s", d.name, strings.Join(keys, ", "))
+	var have []string
+	for _, k := range d.keys {
+		have = append(have, fmt.Sprintf("%q", k.key))
+	}
+	sort.Strings(have)
+	if len(have) > maxListed {
+		have = append(have[:maxListed], fmt.Sprintf("and %d more", len(have)-maxListed))
+	}
+	s := fmt.Sprintf("%s: no key %s", d.name, orList(want))
+	if len(have) == 0 {
+		s += " (it has no \"auths\")"
+	} else {
+		s += " (it has " + strings.Join(have, ", ") + ")"
+	}
 	if helper, ok := d.credHelpers[t.registry]; ok {
-		s += fmt.Sprintf(", credential helper %q", helperProgram(helper))
+		s += fmt.Sprintf(", and credential helper %q had none", helperProgram(helper))
 	}
 	if d.credsStore != "" {
-		s += fmt.Sprintf(", credential store %q", helperProgram(d.credsStore))
+		s += fmt.Sprintf(", and credential store %q had none", helperProgram(d.credsStore))
 	}
 	return s
+}
+
+// orList joins items as "a, b or c".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // authKeyFor is the "auths" key docker login writes for registry (a

@@ -88,15 +88,52 @@ esac`)
 	assertNoSecretLogged(t, hook, "helper-secret", "store-secret", "refresh-me", "file-secret")
 }
 
+// A broken entry fails only the registries it is for; a file that is not
+// JSON is skipped with its line and column, not fatal.
 func TestDockerConfigErrors(t *testing.T) {
-	for _, tc := range []struct{ content, want string }{
-		{`{"auths": {"r.example": {"auth": "%%%"}}}`, `key "r.example": "auth" is not base64`},
-		{`{"auths": {"r.example": {"auth": "bm9jb2xvbg=="}}}` /* "nocolon" */, `key "r.example": "auth" is not base64 of "USER:PASSWORD"`},
-		{`{"auths": `, `unexpected end of JSON input`},
+	path := writeRawConfig(t, `{"auths": {
+		"r.example": {"auth": "%%%"},
+		"nocolon.example": {"auth": "bm9jb2xvbg=="},
+		"ok.example": {"auth": "`+basic("u", "ok-secret")+`"}}}`)
+	c, hook := newClient(t, WithDockerConfigPaths(path))
+	if got := resolve(t, c, "ok.example"); got.Username != "u" {
+		t.Fatalf("ok.example resolved to %+v", got)
+	}
+	if got := resolve(t, c, "unrelated.example"); *got != (authn.AuthConfig{}) {
+		t.Fatalf("unrelated.example resolved to %+v, want anonymous", got)
+	}
+	for registry, want := range map[string]string{
+		"r.example":       `docker config "` + path + `" key "r.example": "auth" is not base64`,
+		"nocolon.example": `docker config "` + path + `" key "nocolon.example": "auth" is not base64 of "USER:PASSWORD"`,
 	} {
-		path := writeRawConfig(t, tc.content)
-		_, err := New(WithDockerConfigPaths(path), WithCredentialEnv(envMap(nil)))
-		assertErrorContains(t, err, `reading docker config "`+path+`"`, tc.want)
+		_, err := c.Keychain().Resolve(mustRegistry(t, registry))
+		assertErrorContains(t, err, `credentials for "`+registry+`"`, want)
+	}
+	if !logged(hook, logrus.WarnLevel, `key "r.example" is unusable`) {
+		t.Errorf("the broken entry is not warned about: %q", messages(hook))
+	}
+	assertNoSecretLogged(t, hook, "ok-secret")
+
+	invalid := writeRawConfig(t, "{\n  \"auths\": {\n    \"r.example\": {\"auth\": \"x\"},\n  }\n}\n")
+	c, hook = newClient(t, WithDockerConfigPaths(invalid, path))
+	if got := resolve(t, c, "ok.example"); got.Username != "u" {
+		t.Fatalf("the file after an invalid one is not read: %+v", got)
+	}
+	want := `docker config "` + invalid + `": invalid JSON at line 4, column 3: invalid character '}'`
+	if !logged(hook, logrus.WarnLevel, want) {
+		t.Errorf("no warning %q: %q", want, messages(hook))
+	}
+	if text, _ := c.keychain.describe(target{registry: "other.example"}); !strings.Contains(text, want) {
+		t.Errorf("searched list %q lacks %q", text, want)
+	}
+
+	for _, tc := range []struct{ data, want string }{
+		{`{"auths": `, "line 1, column 11: unexpected end of JSON input"},
+		{"{\"auths\": [\n]}", "line 1, column 11: json: cannot unmarshal array"},
+		{"\n\n   x", "line 3, column 4: invalid character 'x'"},
+	} {
+		_, err := parseDockerConfig("test", []byte(tc.data), newHelperRunner(logrus.New()))
+		assertErrorContains(t, err, "test: invalid JSON at "+tc.want)
 	}
 }
 

@@ -62,7 +62,7 @@ func (e envCredentials) lookup(t target) (credential, bool, error) {
 
 func (e envCredentials) searched(t target) string {
 	userVar, passwordVar := CredentialEnvVars(t.registry)
-	return fmt.Sprintf("environment variables %s and %s", userVar, passwordVar)
+	return fmt.Sprintf("environment variables %s and %s: not set", userVar, passwordVar)
 }
 
 // gitlabVariables are the credentials GitLab CI gives every job: for the
@@ -99,15 +99,19 @@ func (g gitlabCredentials) lookup(t target) (credential, bool, error) {
 	return credential{}, false, nil
 }
 
-func (g gitlabCredentials) searched(target) string {
-	var set []string
+func (g gitlabCredentials) searched(t target) string {
+	var why []string
 	for _, v := range gitlabVariables {
-		if server, _ := g.env(v.server); server != "" {
-			set = append(set, fmt.Sprintf("%s %q", v.server, server))
+		server, _ := g.env(v.server)
+		if server == "" {
+			why = append(why, v.server+" not set")
+			continue
 		}
+		if registry, err := normalizeRegistry(server); err != nil || registry != t.registry {
+			why = append(why, fmt.Sprintf("%s %q is another registry", v.server, server))
+			continue
+		}
+		why = append(why, fmt.Sprintf("%s %q, but %s or %s is empty", v.server, server, v.user, v.password))
 	}
-	if len(set) == 0 {
-		return ""
-	}
-	return "GitLab CI variables for " + strings.Join(set, " and ")
+	return "GitLab CI variables: " + strings.Join(why, ", ")
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -84,6 +85,15 @@ func TestCredentialEnvHalfSet(t *testing.T) {
 }
 
 func TestDockerAuthConfigMalformed(t *testing.T) {
-	_, err := New(WithDockerConfigPaths(), WithCredentialEnv(envMap(map[string]string{"DOCKER_AUTH_CONFIG": `{"auths": [`})))
-	assertErrorContains(t, err, "reading environment variable DOCKER_AUTH_CONFIG")
+	c, hook := newClient(t, WithCredentialEnv(envMap(map[string]string{"DOCKER_AUTH_CONFIG": `{"auths": [`})))
+	want := "environment variable DOCKER_AUTH_CONFIG: invalid JSON at line 1, column 12"
+	if !logged(hook, logrus.WarnLevel, want) {
+		t.Errorf("no warning %q: %q", want, messages(hook))
+	}
+	if got := resolve(t, c, "r.example"); *got != (authn.AuthConfig{}) {
+		t.Fatalf("resolved %+v, want anonymous", got)
+	}
+	if text, _ := c.keychain.describe(target{registry: "r.example"}); !strings.Contains(text, want) {
+		t.Errorf("searched list %q lacks %q", text, want)
+	}
 }

@@ -161,7 +161,7 @@ func (c *Client) explain(op, subject string, reg name.Registry, repository strin
 	case KindClientCertificate:
 		e.Hint = fmt.Sprintf("Give one with --registry-client-cert %s=client.pem,client-key.pem", registry)
 	case KindPlainHTTP:
-		e.Hint = fmt.Sprintf("If it is meant to be reached over plain HTTP, allow that with --insecure-registry %s", registry)
+		e.Hint = fmt.Sprintf("If it is meant to be reached over plain HTTP, allow that with --insecure-registry %q", registry)
 	case KindDNS:
 		e.Hint = "Check the registry name (a typo, a stray space?) and the DNS configuration of this machine or pod"
 	case KindConnection:
@@ -195,8 +195,11 @@ func classify(err error, registry string) (Kind, string) {
 		return KindClientCertificate, fmt.Sprintf("registry %q refused the TLS connection: it requires a client certificate it trusts", registry)
 	case errors.As(err, &terr):
 		return classifyResponse(terr, err, registry)
-	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &record), errors.As(err, &refused):
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &record):
 		return KindPlainHTTP, fmt.Sprintf("registry %q speaks plain HTTP, which kiln uses only for registries marked insecure", registry)
+	// A registry that HTTPS could not reach at all (refused, unresolvable,
+	// silent) is unreachable, whatever the refused plain-HTTP attempt that
+	// go-containerregistry makes for private addresses would have found.
 	case errors.As(err, &dnsErr):
 		return KindDNS, fmt.Sprintf("cannot resolve the host %q of registry %q", dnsErr.Name, registry)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -207,6 +210,8 @@ func classify(err error, registry string) (Kind, string) {
 		return KindConnection, fmt.Sprintf("the connection to registry %q broke off, on every retry", registry)
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return KindConnection, fmt.Sprintf("registry %q did not answer in time", registry)
+	case errors.As(err, &refused):
+		return KindPlainHTTP, fmt.Sprintf("registry %q could not be reached over HTTPS, and kiln uses plain HTTP only for registries marked insecure", registry)
 	}
 	return KindOther, redactedError(err)
 }

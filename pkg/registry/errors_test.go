@@ -133,9 +133,16 @@ func TestErrorTLS(t *testing.T) {
 	assertKind(t, err, KindUnknownAuthority, `the TLS certificate of registry "`+secure.Host+`" is signed by an unknown authority`,
 		"--registry-certificate "+secure.Host+"=ca.pem", "SSL_CERT_FILE or SSL_CERT_DIR")
 
+	// A plain-HTTP registry under a name: only HTTPS is tried. At a
+	// private address, go-containerregistry tries plain HTTP too, and kiln
+	// refuses it. Either way the hint names the flag and the exact host.
 	plain := testregistry.Start(t)
-	_, err = c.Pull(t.Context(), plain.Ref("team/app:v1"), v1.Platform{})
-	assertKind(t, err, KindPlainHTTP, `registry "`+plain.Host+`" speaks plain HTTP`, "--insecure-registry "+plain.Host)
+	const named, private = "registry.example.com:5000", "172.20.0.9:5000"
+	c, _ = newClient(t, withHosts(map[string]string{named: plain.Host, private: plain.Host}))
+	for _, host := range []string{named, private} {
+		_, err = c.Pull(t.Context(), host+"/team/app:v1", v1.Platform{})
+		assertKind(t, err, KindPlainHTTP, `registry "`+host+`" speaks plain HTTP`, `allow that with --insecure-registry "`+host+`"`)
+	}
 }
 
 func TestClientCertificates(t *testing.T) {
@@ -170,6 +177,24 @@ func TestErrorConnection(t *testing.T) {
 	c, _ := newClient(t, WithInsecureRegistries(host))
 	_, err = c.Pull(t.Context(), host+"/team/app:v1", v1.Platform{})
 	assertKind(t, err, KindConnection, `cannot connect to registry "`+host+`": connection refused`, "Check the host and port")
+}
+
+// A registry at a private address that refuses the connection is
+// unreachable: go-containerregistry also tries plain HTTP there, and kiln
+// refusing that attempt must not make it "speak plain HTTP".
+func TestErrorConnectionRefusedIsNotPlainHTTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	const private = "10.200.0.7:5000"
+	c, _ := newClient(t, withHosts(map[string]string{private: closed}))
+	_, err = c.Pull(t.Context(), private+"/team/app:v1", v1.Platform{})
+	assertKind(t, err, KindConnection, `cannot connect to registry "`+private+`": connection refused`, "Check the host and port")
+	_, err = c.Push(t.Context(), randomImage(t, 1024, 1), []string{private + "/team/app:v1"})
+	assertKind(t, err, KindConnection, `cannot connect to registry "`+private+`": connection refused`)
 }
 
 func TestErrorRetriesExhausted(t *testing.T) {

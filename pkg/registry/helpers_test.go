@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,4 +152,19 @@ func mustRegistry(t *testing.T, s string) name.Registry {
 		t.Fatal(err)
 	}
 	return reg
+}
+
+// withHosts makes the client connect to hosts[addr] when it dials addr
+// ("host:port"), as an /etc/hosts entry would: tests reach registries on
+// 127.0.0.1 under names that are not loopback addresses.
+func withHosts(hosts map[string]string) Option {
+	return func(o *options) {
+		var d net.Dialer
+		o.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if to, ok := hosts[addr]; ok {
+				addr = to
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 }

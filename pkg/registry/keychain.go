@@ -1,10 +1,7 @@
 package registry
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,54 +10,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sirupsen/logrus"
 )
-
-// DockerConfigPaths lists the credential files searched, in order:
-// dockerConfig (--docker-config: a directory holding config.json, or a
-// .json file) or else $DOCKER_CONFIG/config.json, then
-// /kiln/.docker/config.json, /kaniko/.docker/config.json (where kaniko's
-// users mount it), ~/.docker/config.json and $REGISTRY_AUTH_FILE (the
-// containers auth.json of podman and skopeo). Missing files are skipped.
-func DockerConfigPaths(dockerConfig string) []string {
-	if dockerConfig == "" {
-		dockerConfig = os.Getenv("DOCKER_CONFIG")
-	}
-	var paths []string
-	if dockerConfig != "" {
-		paths = append(paths, configFile(dockerConfig))
-	}
-	paths = append(paths, "/kiln/.docker/config.json", "/kaniko/.docker/config.json")
-	if home, err := os.UserHomeDir(); err == nil {
-		paths = append(paths, filepath.Join(home, ".docker", "config.json"))
-	}
-	if f := os.Getenv("REGISTRY_AUTH_FILE"); f != "" {
-		paths = append(paths, f)
-	}
-	return paths
-}
-
-// LoginConfigPath is the config.json that `kiln login` writes, as docker
-// login chooses it: dockerConfig (a directory or a .json file), else
-// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
-func LoginConfigPath(dockerConfig string) (string, error) {
-	if dockerConfig == "" {
-		dockerConfig = os.Getenv("DOCKER_CONFIG")
-	}
-	if dockerConfig != "" {
-		return configFile(dockerConfig), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the docker config directory: %w (set DOCKER_CONFIG or --docker-config)", err)
-	}
-	return filepath.Join(home, ".docker", "config.json"), nil
-}
-
-func configFile(p string) string {
-	if strings.HasSuffix(p, ".json") {
-		return p
-	}
-	return filepath.Join(p, "config.json")
-}
 
 // target is what credentials are looked up for: a registry and, for
 // path-scoped keys ("harbor.example.com/project"), a repository in it.
@@ -114,45 +63,42 @@ type keychain struct {
 }
 
 // newKeychain reads the credential sources, in the order they are asked:
-// the KILN_REGISTRY_* variables, the docker config files at paths (missing
-// ones skipped, unreadable ones skipped with a warning, malformed ones an
-// error), DOCKER_AUTH_CONFIG and GitLab's CI variables.
-func newKeychain(paths []string, env func(string) (string, bool), log logrus.FieldLogger) (*keychain, error) {
+// the KILN_REGISTRY_* variables, the docker config files at places,
+// DOCKER_AUTH_CONFIG and GitLab's CI variables. Nothing here fails: a file
+// that is missing, unreadable or invalid is logged and kept as a reason,
+// listed if a registry needs credentials none of the sources has, since a
+// registry the build never contacts is no reason to fail. notes say why
+// $DOCKER_CONFIG or --docker-config gave no place.
+func newKeychain(places []configPlace, notes []string, env func(string) (string, bool), log logrus.FieldLogger) *keychain {
 	helpers := newHelperRunner(log)
 	k := &keychain{log: log, logged: map[string]bool{}}
 	k.sources = append(k.sources, envCredentials{env: env})
-	seen := map[string]bool{}
-	for _, p := range paths {
-		p = filepath.Clean(p)
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		cf, err := loadDockerConfig(p, helpers)
-		if errors.Is(err, fs.ErrPermission) {
-			// A non-root build in an image whose HOME is /root: the
-			// file is not this user's to read, and not an error.
-			log.Warnf("Skipping docker config %q: %v", p, err)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if cf == nil {
-			log.Debugf("no docker config at %q", p)
-			continue
-		}
-		k.sources = append(k.sources, cf)
+	for _, n := range notes {
+		k.sources = append(k.sources, unusableConfig{why: n})
 	}
-	if v, ok := env(dockerAuthConfigVar); ok && v != "" {
-		cf, err := parseDockerConfig("environment variable "+dockerAuthConfigVar, []byte(v), helpers)
-		if err != nil {
-			return nil, err
+	seen := map[string]bool{}
+	for _, p := range places {
+		p.path = filepath.Clean(p.path)
+		if seen[p.path] {
+			continue
 		}
-		k.sources = append(k.sources, cf)
+		seen[p.path] = true
+		k.sources = append(k.sources, loadPlace(p, helpers))
+	}
+	const dacSource = "environment variable " + dockerAuthConfigVar
+	if v, ok := env(dockerAuthConfigVar); ok && v != "" {
+		cf, err := parseDockerConfig(dacSource, []byte(v), helpers)
+		if err != nil {
+			log.Warnf("Skipping %v", err)
+			k.sources = append(k.sources, unusableConfig{why: err.Error()})
+		} else {
+			k.sources = append(k.sources, cf)
+		}
+	} else {
+		k.sources = append(k.sources, unusableConfig{why: dacSource + " is not set"})
 	}
 	k.sources = append(k.sources, gitlabCredentials{env: env})
-	return k, nil
+	return k
 }
 
 // Resolve implements authn.Keychain.

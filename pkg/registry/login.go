@@ -41,13 +41,13 @@ func SaveCredentials(path, registry string, auth authn.AuthConfig) (string, erro
 		return "", fmt.Errorf("reading docker config: %w", err)
 	default:
 		if err := json.Unmarshal(data, &doc); err != nil {
-			return "", fmt.Errorf("reading docker config %q: %w", path, err)
+			return "", fmt.Errorf("reading docker config %q: %w (fix or remove the file)", path, jsonError(data, err))
 		}
 	}
 	var cf dockerConfigFile
 	if data != nil {
 		if err := json.Unmarshal(data, &cf); err != nil {
-			return "", fmt.Errorf("reading docker config %q: %w", path, err)
+			return "", fmt.Errorf("reading docker config %q: %w", path, jsonError(data, err))
 		}
 	}
 	auths := map[string]json.RawMessage{}

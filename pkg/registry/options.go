@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"context"
+	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -9,7 +12,9 @@ import (
 
 type options struct {
 	log                  logrus.FieldLogger
-	configPaths          []string
+	configPaths          []string // set by WithDockerConfigPaths
+	configPathsSet       bool
+	dockerConfig         *string // WithDockerConfig's value
 	env                  func(string) (string, bool)
 	insecureRegistries   []string
 	skipVerifyRegistries []string
@@ -28,6 +33,9 @@ type options struct {
 	cacheDir             string
 	jobs                 int
 	userAgent            string
+	// dial replaces the transports' dialer; nil is net.Dialer's. Tests
+	// use it to reach a local registry under another name.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 type clientCertFiles struct{ cert, key string }
@@ -45,7 +53,6 @@ type Option func(*options)
 func defaultOptions() options {
 	return options{
 		log:         logrus.StandardLogger(),
-		configPaths: DockerConfigPaths(""),
 		env:         os.LookupEnv,
 		jobs:        defaultJobs,
 		pullRetries: DefaultRetries,
@@ -64,7 +71,29 @@ func WithLogger(log logrus.FieldLogger) Option {
 // containers auth.json) files searched for credentials, in order (see
 // DockerConfigPaths).
 func WithDockerConfigPaths(paths ...string) Option {
-	return func(o *options) { o.configPaths = paths }
+	return func(o *options) { o.configPaths, o.configPathsSet = paths, true }
+}
+
+// WithDockerConfig searches dir first for credentials, instead of
+// $DOCKER_CONFIG: --docker-config, a directory holding config.json (or a
+// Kubernetes Secret's .dockerconfigjson) or a .json file. The other places
+// of DockerConfigPaths follow. An empty dir is reported as such, and
+// $DOCKER_CONFIG is used.
+func WithDockerConfig(dir string) Option {
+	return func(o *options) { o.dockerConfig, o.configPaths, o.configPathsSet = &dir, nil, false }
+}
+
+// configPlaces are the docker config files to search, and notes on why
+// --docker-config or $DOCKER_CONFIG added none.
+func (o *options) configPlaces() ([]configPlace, []string) {
+	if !o.configPathsSet {
+		return configPlaces(o.dockerConfig, o.env)
+	}
+	places := make([]configPlace, len(o.configPaths))
+	for i, p := range o.configPaths {
+		places[i] = configPlace{path: p, inDir: filepath.Base(p) == "config.json"}
+	}
+	return places, nil
 }
 
 // WithCredentialEnv makes the client read the credential environment

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -89,7 +90,7 @@ func (c *Client) checkPush(ctx context.Context, ref name.Reference) error {
 func (c *Client) CheckCredentials(ctx context.Context, registry string, auth authn.AuthConfig) error {
 	const op = "logging in to"
 	reg, err := name.NewRegistry(registry, name.WeakValidation)
-	if err == nil && c.access.plainHTTP(registryKey(reg), push) {
+	if err == nil && c.access.allowsPlainHTTP(registryKey(reg), push) {
 		reg, err = name.NewRegistry(registry, name.WeakValidation, name.Insecure)
 	}
 	if err != nil {
@@ -100,14 +101,80 @@ func (c *Client) CheckCredentials(ctx context.Context, registry string, auth aut
 		err = checkAPIRoot(ctx, client, reg)
 	}
 	if err != nil {
-		err = c.explain(op, registry, reg, "", push, err)
-		var e *Error
-		if errors.As(err, &e) {
-			e.Credentials = fmt.Sprintf("as user %q", auth.Username)
-		}
-		return err
+		return c.explainLogin(registry, reg, auth.Username, err)
 	}
 	return nil
+}
+
+// explainLogin explains a failed credential check. A rejection says who
+// rejected which user and in the registry's words; its advice is about the
+// credentials, not `kiln login`, which is what failed.
+func (c *Client) explainLogin(registry string, reg name.Registry, user string, err error) error {
+	err = c.explain("logging in to", registry, reg, "", push, err)
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	e.Credentials = fmt.Sprintf("as user %q", user)
+	var terr *transport.Error
+	if !errors.As(err, &terr) || (e.Kind != KindUnauthorized && e.Kind != KindDenied) {
+		return err
+	}
+	e.Credentials = ""
+	e.Reason = fmt.Sprintf("%s answered %d %s to user %q", answeredBy(terr, reg), terr.StatusCode, http.StatusText(terr.StatusCode), user)
+	if text := registryText(terr); text != "" {
+		e.Reason += fmt.Sprintf(": %q", text)
+	}
+	if e.Kind == KindDenied {
+		e.Hint = "The account exists but may not log in here: check that it is enabled and not expired, and its rights on the registry"
+		return err
+	}
+	e.Hint = fmt.Sprintf("Check the user name and the password as given: a Harbor robot account is named like \"robot$project+name\" (single-quote it for the shell, or its \"$\" part is lost) and its password is the secret shown when it was created; for Huawei SWR use --swr-region with --ak and --sk (or --password-stdin) instead of a user and password; --password-stdin reads the first line of standard input. An expired or disabled account is rejected the same way")
+	return err
+}
+
+// answeredBy names who gave terr's answer: the registry itself or its
+// token service (which Harbor and Docker Hub run at another URL).
+func answeredBy(terr *transport.Error, reg name.Registry) string {
+	registry := fmt.Sprintf("registry %q", reg.RegistryStr())
+	if terr.Request == nil || terr.Request.URL == nil {
+		return registry
+	}
+	u := *terr.Request.URL
+	if strings.EqualFold(u.Host, reg.RegistryStr()) && strings.HasPrefix(u.Path, "/v2/") {
+		return registry
+	}
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	return fmt.Sprintf("the token service %q of %s", u.String(), registry)
+}
+
+// registryText is what the registry said about the failure: the messages
+// of its error document, else the start of the body, else "".
+func registryText(terr *transport.Error) string {
+	var parts []string
+	for _, d := range terr.Errors {
+		if d.Message != "" {
+			parts = append(parts, string(d.Code)+": "+d.Message)
+		} else {
+			parts = append(parts, string(d.Code))
+		}
+	}
+	if len(parts) > 0 {
+		return strings.Join(parts, "; ")
+	}
+	// transport.Error keeps a body it could not parse only in its message:
+	// "... unexpected status code 401 Unauthorized: BODY".
+	msg := terr.Error()
+	marker := fmt.Sprintf("unexpected status code %d %s: ", terr.StatusCode, http.StatusText(terr.StatusCode))
+	_, body, ok := strings.Cut(msg, marker)
+	if !ok {
+		return ""
+	}
+	body = strings.Join(strings.Fields(body), " ")
+	if len(body) > 200 {
+		body = body[:200] + "..."
+	}
+	return body
 }
 
 // checkAPIRoot reads /v2/, which needs valid credentials on a registry

@@ -3,6 +3,7 @@ package registry
 import (
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -46,20 +47,29 @@ func TestCheckPush(t *testing.T) {
 
 func TestCheckCredentials(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts []testregistry.Option
+		name      string
+		opts      []testregistry.Option
+		who, text string
 	}{
-		{"basic", []testregistry.Option{testregistry.WithTLS(), testregistry.WithBasicAuth("robot$team+ci", "ci-secret")}},
-		{"token", []testregistry.Option{testregistry.WithTokenAuth("robot$team+ci", "ci-secret")}},
+		{"basic", []testregistry.Option{testregistry.WithTLS(), testregistry.WithBasicAuth("robot$team+ci", "ci-secret")}, "", "UNAUTHORIZED: authentication required"},
+		{"token", []testregistry.Option{testregistry.WithTokenAuth("robot$team+ci", "ci-secret")}, "token", "UNAUTHORIZED: invalid username or password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := testregistry.Start(t, tc.opts...)
+			tc.who = `registry "` + reg.Host + `"`
+			if tc.name == "token" {
+				tc.who = `the token service "https://` + reg.Host + `/service/token" of ` + tc.who
+			}
 			c, _ := newClient(t, WithRegistryCertificate(reg.Host, reg.CAFile))
 			if err := c.CheckCredentials(t.Context(), reg.Host, authn.AuthConfig{Username: "robot$team+ci", Password: "ci-secret"}); err != nil {
 				t.Fatal(err)
 			}
 			err := c.CheckCredentials(t.Context(), reg.Host, authn.AuthConfig{Username: "robot$team+ci", Password: "wrong"})
-			assertKind(t, err, KindUnauthorized, `logging in to "`+reg.Host+`"`, `as user "robot$team+ci"`)
+			assertKind(t, err, KindUnauthorized, `logging in to "`+reg.Host+`": `+tc.who+` answered 401 Unauthorized to user "robot$team+ci": "`+tc.text+`"`,
+				"Check the user name and the password as given", "single-quote it for the shell")
+			if strings.Contains(err.Error(), "kiln login") || strings.Contains(err.Error(), "wrong") {
+				t.Fatalf("the advice loops back to kiln login, or the password shows: %v", err)
+			}
 		})
 	}
 }

@@ -1,14 +1,18 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sirupsen/logrus"
 )
 
 // accessPolicy says, per registry and direction, whether plain HTTP is
@@ -40,8 +44,38 @@ func newAccessPolicy(o *options) (accessPolicy, error) {
 	}, nil
 }
 
+// plainHTTP reports whether plain HTTP to registry was allowed explicitly,
+// by --insecure-registry, --insecure or --insecure-pull.
 func (p accessPolicy) plainHTTP(registry string, d direction) bool {
 	return p.insecure[registry] || (d == pull && p.insecurePull) || (d == push && p.insecurePush)
+}
+
+// allowsPlainHTTP reports whether registry may be reached over plain HTTP:
+// when allowed explicitly, or when it is on this machine (see isLoopback).
+// HTTPS is still tried first.
+func (p accessPolicy) allowsPlainHTTP(registry string, d direction) bool {
+	return p.plainHTTP(registry, d) || isLoopback(registry)
+}
+
+// isLoopback reports whether registry ("host[:port]", normalized) is on
+// this machine's loopback interface: "localhost", a name under
+// ".localhost", 127.0.0.0/8 or ::1. Docker treats 127.0.0.0/8 as insecure
+// by default and go-containerregistry (so kaniko) falls back to plain HTTP
+// there: traffic on the loopback interface never leaves the host (in a pod,
+// the pod's network namespace), so TLS protects nothing on it. Names are
+// taken literally, never resolved: a DNS answer cannot downgrade a
+// registry to plain HTTP.
+func isLoopback(registry string) bool {
+	host := registry
+	if h, _, err := net.SplitHostPort(registry); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (p accessPolicy) unverifiedTLS(registry string, d direction) bool {
@@ -96,9 +130,12 @@ type transports struct {
 
 type transportPair struct{ verified, unverified *http.Transport }
 
-func newTransports(registryCAs map[string][]string, clientCerts map[string]clientCertFiles) (*transports, error) {
+func newTransports(registryCAs map[string][]string, clientCerts map[string]clientCertFiles, dial func(context.Context, string, string) (net.Conn, error)) (*transports, error) {
 	verified := http.DefaultTransport.(*http.Transport).Clone()
 	verified.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if dial != nil {
+		verified.DialContext = dial
+	}
 	unverified := verified.Clone()
 	unverified.TLSClientConfig.InsecureSkipVerify = true
 
@@ -168,13 +205,17 @@ func (c *Client) transport(registry string, d direction) http.RoundTripper {
 	if c.access.plainHTTP(registry, d) {
 		return tr
 	}
+	if isLoopback(registry) {
+		once, _ := c.loopbackNoted.LoadOrStore(registry, new(sync.Once))
+		return &loopbackHTTP{registry: registry, inner: tr, once: once.(*sync.Once), log: c.log}
+	}
 	return &httpsOnly{registry: registry, inner: tr}
 }
 
 // httpsOnly refuses plain HTTP. go-containerregistry falls back to HTTP on
-// its own for localhost, 127.0.0.1, private (RFC 1918) addresses and *.local
-// names; kiln allows it only for registries marked insecure, so that a
-// registry in the cluster network is not silently reached unencrypted.
+// its own for private (RFC 1918) addresses and *.local names too; kiln
+// allows it there only for registries marked insecure, so that a registry
+// in the cluster network is not silently reached unencrypted.
 type httpsOnly struct {
 	registry string
 	inner    http.RoundTripper
@@ -182,12 +223,44 @@ type httpsOnly struct {
 
 func (h *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "https" {
-		if req.Body != nil {
-			req.Body.Close() // a RoundTripper closes the body, even on error
-		}
-		return nil, &plainHTTPRefusedError{registry: h.registry}
+		return nil, refusePlainHTTP(req, h.registry)
 	}
 	return h.inner.RoundTrip(req)
+}
+
+// loopbackHTTP lets plain HTTP through to a registry on the loopback
+// interface (see isLoopback), and says so once per registry. A redirect
+// to plain HTTP elsewhere (blob storage, a token service) is refused.
+type loopbackHTTP struct {
+	registry string
+	inner    http.RoundTripper
+	once     *sync.Once
+	log      logrus.FieldLogger
+}
+
+func (l *loopbackHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" {
+		return l.inner.RoundTrip(req)
+	}
+	if !isLoopback(strings.ToLower(req.URL.Host)) {
+		return nil, refusePlainHTTP(req, req.URL.Host)
+	}
+	resp, err := l.inner.RoundTrip(req)
+	// 400 is a TLS server's answer to plain HTTP: the registry speaks
+	// HTTPS, and the other attempt of go-containerregistry's ping wins.
+	if err == nil && resp.StatusCode != http.StatusBadRequest {
+		l.once.Do(func() {
+			l.log.Infof("Registry %q answers over plain HTTP: allowed without --insecure-registry because it is on this machine (loopback), as Docker and kaniko do", l.registry)
+		})
+	}
+	return resp, err
+}
+
+func refusePlainHTTP(req *http.Request, registry string) error {
+	if req.Body != nil {
+		req.Body.Close() // a RoundTripper closes the body, even on error
+	}
+	return &plainHTTPRefusedError{registry: registry}
 }
 
 // plainHTTPRefusedError is httpsOnly's refusal.

@@ -31,8 +31,9 @@ type User struct {
 // /etc/passwd brings its primary gid, home and supplementary groups; a
 // numeric uid without an entry runs with gid 0 and home "/"; an explicit
 // group replaces the primary gid and disables supplementary groups. Numeric
-// ids need no database, so they work on scratch images. An empty user part is
-// uid 0 (no USER at all is root) and an empty group part is no group.
+// ids need no database, so they work on scratch images, and so does the name
+// root (uid 0, gid 0) when the database lacks it. An empty user part is uid 0
+// (no USER at all is root) and an empty group part is no group.
 func LookupUser(fsys fsview.FS, spec string) (*User, error) {
 	userPart, groupPart, _ := strings.Cut(spec, ":")
 	if userPart == "" {
@@ -63,8 +64,10 @@ func LookupUser(fsys fsview.FS, spec string) (*User, error) {
 		}
 	case numeric:
 		u.UID = uid
+	case userPart == rootName:
+		// uid 0 without an entry, as a numeric uid: gid 0, home "/".
 	default:
-		return nil, fmt.Errorf("unable to find user %q: %w", userPart, ErrNoSuchUser)
+		return nil, noSuchUser(userPart, users)
 	}
 
 	if hasGroup {
@@ -131,7 +134,24 @@ func lookupUserByName(fsys fsview.FS, name string) (uid, gid int, err error) {
 			return u.uid, u.gid, nil
 		}
 	}
-	return 0, 0, fmt.Errorf("unable to find user %q: %w", name, ErrNoSuchUser)
+	if name == rootName {
+		return 0, 0, nil
+	}
+	return 0, 0, noSuchUser(name, users)
+}
+
+// rootName is uid 0 and gid 0 even where /etc/passwd or /etc/group does
+// not say so (a scratch stage, a distroless image): Docker resolves
+// "root:root" without the files, and no image means anything else by it.
+const rootName = "root"
+
+// noSuchUser is the error for a user name /etc/passwd does not have;
+// users are its entries, to tell a missing file from a missing name.
+func noSuchUser(name string, users []passwdEntry) error {
+	if len(users) == 0 {
+		return fmt.Errorf("unable to find user %q: %w (%s is missing or empty: use a numeric uid such as 1000, or create the user first)", name, ErrNoSuchUser, passwdPath)
+	}
+	return fmt.Errorf("unable to find user %q: %w", name, ErrNoSuchUser)
 }
 
 // lookupGroup resolves a group name or gid; a gid needs no entry.
@@ -148,6 +168,12 @@ func lookupGroup(fsys fsview.FS, spec string) (int, error) {
 		if g.name == spec {
 			return g.gid, nil
 		}
+	}
+	if spec == rootName {
+		return 0, nil
+	}
+	if len(groups) == 0 {
+		return 0, fmt.Errorf("unable to find group %q: %w (%s is missing or empty: use a numeric gid)", spec, ErrNoSuchGroup, groupPath)
 	}
 	return 0, fmt.Errorf("unable to find group %q: %w", spec, ErrNoSuchGroup)
 }

@@ -123,9 +123,16 @@ func TestUnknownNames(t *testing.T) {
 		{"1000:nogroup", `unable to find group "nogroup": no matching entries in group file`, ErrNoSuchGroup, false},
 	}
 	for _, fsys := range []fsview.MapFS{debianLike(), {}} {
+		scratch := fsys["/etc"] == nil
 		for _, c := range cases {
-			if fsys["/etc"] == nil && strings.HasPrefix(c.spec, "app:") {
+			if scratch && strings.HasPrefix(c.spec, "app:") {
 				continue // "app" itself is unknown on scratch
+			}
+			want := c.want
+			if scratch && c.sentinel == ErrNoSuchUser {
+				want += " (/etc/passwd is missing or empty: use a numeric uid such as 1000, or create the user first)"
+			} else if scratch {
+				want += " (/etc/group is missing or empty: use a numeric gid)"
 			}
 			var err error
 			if c.owner {
@@ -133,10 +140,45 @@ func TestUnknownNames(t *testing.T) {
 			} else {
 				_, err = LookupUser(fsys, c.spec)
 			}
-			if err == nil || err.Error() != c.want || !errors.Is(err, c.sentinel) {
-				t.Errorf("spec %q (owner=%v): got %v, want %q", c.spec, c.owner, err, c.want)
+			if err == nil || err.Error() != want || !errors.Is(err, c.sentinel) {
+				t.Errorf("spec %q (owner=%v): got %v, want %q", c.spec, c.owner, err, want)
 			}
 		}
+	}
+}
+
+// The name root is uid 0 and gid 0 where /etc/passwd and /etc/group do not
+// have it (a scratch or distroless stage), as Docker resolves "root:root";
+// other names still fail.
+func TestRootWithoutDatabase(t *testing.T) {
+	withoutRoot := fsview.MapFS{
+		"/etc/passwd": file("app:x:1000:1000::/home/app:/bin/sh\n"),
+		"/etc/group":  file("app:x:1000:\n"),
+	}
+	for name, fsys := range map[string]fsview.MapFS{"scratch": {}, "no root entry": withoutRoot} {
+		for _, spec := range []string{"root", "root:root", "0", "0:0", "root:0", "0:root"} {
+			u, err := LookupUser(fsys, spec)
+			if err != nil || !reflect.DeepEqual(*u, User{UID: 0, GID: 0, Home: "/"}) {
+				t.Errorf("%s: LookupUser(%q) = %+v, %v; want uid 0, gid 0, home /", name, spec, u, err)
+			}
+			uid, gid, err := LookupOwner(fsys, spec)
+			if err != nil || uid != 0 || gid != 0 {
+				t.Errorf("%s: LookupOwner(%q) = %d:%d, %v; want 0:0", name, spec, uid, gid, err)
+			}
+		}
+		for _, spec := range []string{"admin", "Root", "root:wheel", "toor:root"} {
+			if _, err := LookupUser(fsys, spec); err == nil {
+				t.Errorf("%s: LookupUser(%q) succeeded", name, spec)
+			}
+		}
+	}
+	// A root entry that says otherwise is what the image means.
+	odd := fsview.MapFS{"/etc/passwd": file("root:x:0:10:root:/root:/bin/sh\n"), "/etc/group": file("root:x:5:\n")}
+	if u, err := LookupUser(odd, "root:root"); err != nil || u.GID != 5 || u.Home != "/root" {
+		t.Errorf("LookupUser(root:root) with entries = %+v, %v; want gid 5 from /etc/group", u, err)
+	}
+	if uid, gid, err := LookupOwner(odd, "root"); err != nil || uid != 0 || gid != 10 {
+		t.Errorf("LookupOwner(root) with entries = %d:%d, %v; want 0:10", uid, gid, err)
 	}
 }
 
