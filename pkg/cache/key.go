@@ -7,14 +7,17 @@ import (
 	"hash"
 	"io"
 	"sort"
+	"strings"
 )
 
 // Key accumulates the inputs of a step. Each field is written as its name
 // and its value, both prefixed with their length, and lists with their
 // count: "a"+"bc" and "ab"+"c" give different keys.
 type Key struct {
-	h   hash.Hash
-	buf [binary.MaxVarintLen64]byte
+	h     hash.Hash
+	buf   [binary.MaxVarintLen64]byte
+	trail []string
+	quiet bool // keeps no trail (the entries of a TarDigest)
 }
 
 // NewKey starts the key of a step of the given kind ("RUN", "COPY", ...).
@@ -38,7 +41,24 @@ func (k *Key) frame(b []byte) {
 func (k *Key) String(name, value string) *Key {
 	k.frame([]byte(name))
 	k.frame([]byte(value))
+	k.note(name, value)
 	return k
+}
+
+// note records a field for Inputs: its name and a short digest of its
+// value, never the value (build arguments may be secret).
+func (k *Key) note(name, value string) {
+	if k.quiet {
+		return
+	}
+	d := sha256.Sum256([]byte(value))
+	k.trail = append(k.trail, name+"="+hex.EncodeToString(d[:4]))
+}
+
+// Inputs lists the fields of the key as name=digest, for the log line
+// that says why a step missed: two builds' lines show which input changed.
+func (k *Key) Inputs() string {
+	return strings.Join(k.trail, " ")
 }
 
 // Bool adds a named flag.
@@ -57,6 +77,7 @@ func (k *Key) Strings(name string, values []string) *Key {
 	for _, v := range values {
 		k.frame([]byte(v))
 	}
+	k.note(name, strings.Join(values, "\x00"))
 	return k
 }
 

@@ -21,10 +21,16 @@ import (
 )
 
 // LayoutStore keeps entries in an OCI image layout directory (--cache-repo
-// oci:/path), which builds sharing a volume use at the same time: blobs are
-// written to a temporary name and renamed, index.json is replaced whole
-// under a lock, and readers never lock.
+// oci:/path), which builds sharing a volume use at the same time.
 type LayoutStore struct {
+	layoutDir
+}
+
+// layoutDir is an OCI image layout directory that several processes read
+// and write at once: blobs are written to a temporary name, checked and
+// renamed, index.json is replaced whole under a lock, and readers never
+// lock.
+type layoutDir struct {
 	dir string
 }
 
@@ -33,10 +39,18 @@ const refAnnotation = "org.opencontainers.image.ref.name"
 
 // OpenLayout opens (creating if needed) the layout store in dir.
 func OpenLayout(dir string) (*LayoutStore, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+	l, err := openLayoutDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("cache %q: %w", dir, err)
 	}
-	s := &LayoutStore{dir: dir}
+	return &LayoutStore{layoutDir: l}, nil
+}
+
+func openLayoutDir(dir string) (layoutDir, error) {
+	s := layoutDir{dir: dir}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return s, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
 		return s, nil
 	}
@@ -49,10 +63,7 @@ func OpenLayout(dir string) (*LayoutStore, error) {
 		}
 		return s.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("cache %q: %w", dir, err)
-	}
-	return s, nil
+	return s, err
 }
 
 func (s *LayoutStore) String() string { return "oci:" + s.dir }
@@ -74,27 +85,35 @@ func (s *LayoutStore) Get(ctx context.Context, key string) (*Entry, error) {
 	if desc == nil {
 		return nil, miss("%s has no entry", s)
 	}
-	if err := s.verify(desc.Digest, desc.Size); err != nil {
-		return nil, corrupt("%s: manifest: %v", s, err)
-	}
-	img, err := layout.Path(s.dir).Image(desc.Digest)
+	img, err := s.image(ctx, *desc)
 	if err != nil {
 		return nil, corrupt("%s: %v", s, err)
 	}
+	return EntryFromImage(key, img)
+}
+
+// image returns the image desc names, its blobs checked.
+func (s layoutDir) image(ctx context.Context, desc v1.Descriptor) (v1.Image, error) {
+	if err := s.verify(desc.Digest, desc.Size); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	img, err := layout.Path(s.dir).Image(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, corrupt("%s: manifest: %v", s, err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	blobs := append([]v1.Descriptor{m.Config}, m.Layers...)
-	for _, b := range blobs {
+	for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if err := s.verify(b.Digest, b.Size); err != nil {
-			return nil, corrupt("%s: %v", s, err)
+			return nil, err
 		}
 	}
-	return EntryFromImage(key, img)
+	return img, nil
 }
 
 // Put writes the entry's blobs, then points key at its manifest.
@@ -103,53 +122,66 @@ func (s *LayoutStore) Put(ctx context.Context, key string, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	layers, err := img.Layers()
+	desc, err := s.writeImage(ctx, img)
 	if err != nil {
 		return err
+	}
+	desc.Annotations = map[string]string{refAnnotation: key}
+	return s.replace(ctx, desc, func(d v1.Descriptor) bool { return d.Annotations[refAnnotation] == key })
+}
+
+// writeImage writes the blobs of img and returns its descriptor.
+func (s layoutDir) writeImage(ctx context.Context, img v1.Image) (v1.Descriptor, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
-			return err
+			return v1.Descriptor{}, err
 		}
 		rc, err := l.Compressed()
 		if err != nil {
-			return err
+			return v1.Descriptor{}, err
 		}
 		err = s.writeBlob(ctx, d, rc)
 		rc.Close()
 		if err != nil {
-			return err
+			return v1.Descriptor{}, err
 		}
 	}
 	cfgName, err := img.ConfigName()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
 	raw, err := img.RawConfigFile()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
-	if err := s.writeBlob(ctx, cfgName, io.NopCloser(bytes.NewReader(raw))); err != nil {
-		return err
+	if err := s.writeBlob(ctx, cfgName, bytes.NewReader(raw)); err != nil {
+		return v1.Descriptor{}, err
 	}
 	rawManifest, err := img.RawManifest()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
-	if err := s.writeBlob(ctx, digest, io.NopCloser(bytes.NewReader(rawManifest))); err != nil {
-		return err
+	if err := s.writeBlob(ctx, digest, bytes.NewReader(rawManifest)); err != nil {
+		return v1.Descriptor{}, err
 	}
 	mt, err := img.MediaType()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
-	desc := v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(rawManifest)),
-		Annotations: map[string]string{refAnnotation: key}}
+	return v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(rawManifest))}, nil
+}
+
+// replace puts desc in index.json in place of the descriptors old matches.
+func (s layoutDir) replace(ctx context.Context, desc v1.Descriptor, old func(v1.Descriptor) bool) error {
 	return s.locked(ctx, func() error {
 		idx, err := s.readIndex()
 		if err != nil {
@@ -157,7 +189,7 @@ func (s *LayoutStore) Put(ctx context.Context, key string, e *Entry) error {
 		}
 		kept := idx.Manifests[:0]
 		for _, m := range idx.Manifests {
-			if m.Annotations[refAnnotation] != key {
+			if !old(m) {
 				kept = append(kept, m)
 			}
 		}
@@ -166,13 +198,13 @@ func (s *LayoutStore) Put(ctx context.Context, key string, e *Entry) error {
 	})
 }
 
-func (s *LayoutStore) blobPath(h v1.Hash) string {
+func (s layoutDir) blobPath(h v1.Hash) string {
 	return filepath.Join(s.dir, "blobs", h.Algorithm, h.Hex)
 }
 
 // writeBlob stores a blob under a temporary name, checks its digest and
 // renames it into place; a blob already there is left alone.
-func (s *LayoutStore) writeBlob(ctx context.Context, h v1.Hash, rc io.Reader) error {
+func (s layoutDir) writeBlob(ctx context.Context, h v1.Hash, rc io.Reader) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("blob %s: only sha256 digests are kept", h)
 	}
@@ -205,7 +237,7 @@ func (s *LayoutStore) writeBlob(ctx context.Context, h v1.Hash, rc io.Reader) er
 // verify checks that blob h is there with size bytes and digest h. A
 // marker beside the blob records the file it checked (inode, size, mtime),
 // so an unchanged file is not hashed again.
-func (s *LayoutStore) verify(h v1.Hash, size int64) error {
+func (s layoutDir) verify(h v1.Hash, size int64) error {
 	p := s.blobPath(h)
 	st, err := os.Stat(p)
 	if err != nil {
@@ -232,7 +264,7 @@ func (s *LayoutStore) verify(h v1.Hash, size int64) error {
 	return s.markVerified(p)
 }
 
-func (s *LayoutStore) markVerified(p string) error {
+func (s layoutDir) markVerified(p string) error {
 	st, err := os.Stat(p)
 	if err != nil {
 		return err
@@ -252,7 +284,7 @@ func fileStamp(st os.FileInfo) string {
 	return strconv.FormatUint(ino, 10) + " " + strconv.FormatInt(st.Size(), 10) + " " + strconv.FormatInt(st.ModTime().UnixNano(), 10)
 }
 
-func (s *LayoutStore) readIndex() (*v1.IndexManifest, error) {
+func (s layoutDir) readIndex() (*v1.IndexManifest, error) {
 	f, err := os.Open(filepath.Join(s.dir, "index.json"))
 	if err != nil {
 		return nil, err
@@ -261,7 +293,7 @@ func (s *LayoutStore) readIndex() (*v1.IndexManifest, error) {
 	return v1.ParseIndexManifest(io.LimitReader(f, 64<<20))
 }
 
-func (s *LayoutStore) writeIndex(idx *v1.IndexManifest) error {
+func (s layoutDir) writeIndex(idx *v1.IndexManifest) error {
 	raw, err := json.Marshal(idx)
 	if err != nil {
 		return err
@@ -271,7 +303,7 @@ func (s *LayoutStore) writeIndex(idx *v1.IndexManifest) error {
 
 // locked runs f holding the store's lock, which orders writers of
 // index.json across processes.
-func (s *LayoutStore) locked(ctx context.Context, f func() error) error {
+func (s layoutDir) locked(ctx context.Context, f func() error) error {
 	unlock, err := workdir.Lock(ctx, filepath.Join(s.dir, ".kiln-lock"), nil)
 	if err != nil {
 		return err

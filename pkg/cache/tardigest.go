@@ -7,17 +7,25 @@ import (
 	"strings"
 )
 
-// TarDigest is a tar writer (layer.TarWriter) that feeds what a tar says
-// about its files into a key: type, name, link target, mode, owner, size,
-// device numbers, extended attributes and content, in order. Times are
-// left out: touching a file does not change a key, changing a byte does.
+// TarDigest is a tar writer (layer.TarWriter) that digests what a tar says
+// about its files: type, name, link target, mode, owner, size, device
+// numbers, extended attributes and content, in order, framed like a Key.
+// Times are left out: touching a file does not change a key, changing a
+// byte does.
 type TarDigest struct {
 	k       *Key
 	entries int
 }
 
-// NewTarDigest adds the entries written to it to k, under the name field.
-func NewTarDigest(k *Key) *TarDigest { return &TarDigest{k: k} }
+// NewTarDigest starts an empty digest.
+func NewTarDigest() *TarDigest {
+	k := NewKey("tar")
+	k.quiet = true
+	return &TarDigest{k: k}
+}
+
+// Sum is the digest of what was written, for a Key field.
+func (d *TarDigest) Sum() string { return d.k.Sum() }
 
 func (d *TarDigest) WriteHeader(h *tar.Header) error {
 	d.entries++

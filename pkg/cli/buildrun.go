@@ -92,8 +92,16 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		return dryRun(ctx, plan, reg, c, log)
 	}
 
+	var source executor.ImageSource = reg
+	if c.baseImages != "" {
+		images, err := cache.OpenBaseImages(c.baseImages)
+		if err != nil {
+			return err
+		}
+		source = &cache.LocalFirst{Images: images, Next: reg, TTL: c.cacheTTL, Log: log}
+	}
 	xopts := []executor.Option{
-		executor.WithImageSource(reg),
+		executor.WithImageSource(source),
 		executor.WithBuildContext(bctx),
 		executor.WithWorkDir(work.Dir),
 		executor.WithSecretsDir(work.SecretsDir),

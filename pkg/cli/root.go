@@ -41,7 +41,9 @@ func NewRootCommand() *cobra.Command {
 	pf.StringVarP(&g.verbosity, "verbosity", "v", "info", "log level: panic, fatal, error, warn, info, debug or trace")
 	pf.StringVar(&g.logFormat, "log-format", logging.FormatText, "log format: text, color or json")
 	pf.BoolVar(&g.logTimestamp, "log-timestamp", false, "add timestamps to log lines")
-	root.AddCommand(newBuildCommand(g), newVersionCommand(), newLoginCommand(), newManifestCommand())
+	warmer := newWarmCommand("warmer")
+	warmer.Short = "Same as `kiln cache warm` (kaniko's warmer)"
+	root.AddCommand(newBuildCommand(g), newVersionCommand(), newLoginCommand(), newManifestCommand(), newCacheCommand(), warmer)
 	return root
 }
 
@@ -51,8 +53,13 @@ func NewRootCommand() *cobra.Command {
 func Execute(args []string) int {
 	root := NewRootCommand()
 	rest := args[1:]
-	if filepath.Base(args[0]) == "executor" && (len(rest) == 0 || rest[0] != "version") {
-		rest = append([]string{"build"}, rest...)
+	switch filepath.Base(args[0]) {
+	case "executor":
+		if len(rest) == 0 || rest[0] != "version" {
+			rest = append([]string{"build"}, rest...)
+		}
+	case "warmer":
+		rest = append([]string{"cache", "warm"}, rest...)
 	}
 	root.SetArgs(rest)
 	rejectUnknownCommands(root)

@@ -148,6 +148,10 @@ func (p *Plan) targetIndex(target string) (int, error) {
 	if i, ok := p.byName[strings.ToLower(target)]; ok {
 		return i, nil
 	}
+	// A stage's position, as for COPY --from.
+	if i, err := strconv.Atoi(target); err == nil && i >= 0 && i < len(d.Stages) {
+		return i, nil
+	}
 	var names []string
 	for _, st := range d.Stages {
 		if st.Name != "" && !slices.Contains(names, strconv.Quote(st.Name)) {

@@ -329,3 +329,19 @@ func TestPlanIsIndependentPerCall(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetByIndex(t *testing.T) {
+	d, err := Parse(strings.NewReader("FROM a AS one\nFROM b\nFROM c AS three\n"), "Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, base := range map[string]string{"1": "b", "one": "a", "2": "c", "": "c"} {
+		p, err := d.Plan(PlanOptions{Target: target})
+		if err != nil || p.Target.Base != base {
+			t.Errorf("target %q: %+v, %v", target, p, err)
+		}
+	}
+	if _, err := d.Plan(PlanOptions{Target: "3"}); err == nil {
+		t.Error("target 3 of 3 stages accepted")
+	}
+}

@@ -51,8 +51,9 @@ func newLayerCache(o CacheOptions, log logrus.FieldLogger) *layerCache {
 	return &layerCache{opts: o, log: log.WithField("cache", o.Store.String()), now: time.Now}
 }
 
-// lookup returns the entry of key, or nil for a miss.
-func (c *layerCache) lookup(ctx context.Context, key, step string) *cache.Entry {
+// lookup returns the entry of a step, or nil for a miss.
+func (c *layerCache) lookup(ctx context.Context, st cachedStep, step string) *cache.Entry {
+	key := st.key
 	c.mu.Lock()
 	broken := c.broken
 	c.mu.Unlock()
@@ -70,7 +71,7 @@ func (c *layerCache) lookup(ctx context.Context, key, step string) *cache.Entry 
 		case errors.Is(err, cache.ErrCorrupt):
 			c.log.Warnf("%s: not served from the cache, its entry is damaged: %v", step, err)
 		default:
-			c.log.Debugf("%s: cache miss for key %s: %v", step, key, err)
+			c.log.Debugf("%s: cache miss for key %s (%v); its inputs: %s", step, key, err, st.inputs)
 		}
 		return nil
 	}
@@ -158,6 +159,8 @@ func (s *stageBuilder) layerKey(kind string) *cache.Key {
 // cachedStep is a step's cache key and whether the cache serves it.
 type cachedStep struct {
 	key string
+	// inputs lists the key's fields, for the log of a miss.
+	inputs string
 	// use: the step may be looked up and stored.
 	use bool
 	// fromOutput: the key is only known from the layer the step makes (an
@@ -174,7 +177,10 @@ func (s *stageBuilder) stepKey(ctx context.Context, orig, cmd instructions.Comma
 	switch x := cmd.(type) {
 	case *instructions.RunCommand:
 		k, err := s.runKey(ctx, orig.(*instructions.RunCommand), x)
-		return cachedStep{key: k, use: c.opts.RunLayers}, err
+		if err != nil {
+			return cachedStep{}, err
+		}
+		return cachedStep{key: k.Sum(), inputs: k.Inputs(), use: c.opts.RunLayers}, nil
 	case *instructions.CopyCommand:
 		return s.copyKey(ctx, orig, copyFromCommand(x))
 	case *instructions.AddCommand:
@@ -182,7 +188,7 @@ func (s *stageBuilder) stepKey(ctx context.Context, orig, cmd instructions.Comma
 	case *instructions.WorkdirCommand:
 		k := s.layerKey("WORKDIR").String("path", resolveWorkdir(s.cfg.Config.WorkingDir, x.Path)).
 			String("user", s.cfg.Config.User)
-		return cachedStep{key: k.Sum(), use: true}, nil
+		return cachedStep{key: k.Sum(), inputs: k.Inputs(), use: true}, nil
 	}
 	return cachedStep{}, nil
 }
@@ -191,10 +197,10 @@ func (s *stageBuilder) stepKey(ctx context.Context, orig, cmd instructions.Comma
 // and directory it runs with, its flags, and what its mounts bring in (the
 // content of a bind from the context, the key of a stage, the digest of an
 // image). A secret counts by its id only.
-func (s *stageBuilder) runKey(ctx context.Context, orig, c *instructions.RunCommand) (string, error) {
+func (s *stageBuilder) runKey(ctx context.Context, orig, c *instructions.RunCommand) (*cache.Key, error) {
 	p, err := s.planRun(orig, c)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	k := s.layerKey("RUN").Strings("args", p.Args).Strings("env", p.Env).String("user", p.User).
 		String("dir", p.Dir).String("network", p.Network).String("security", instructions.GetSecurity(c))
@@ -208,10 +214,10 @@ func (s *stageBuilder) runKey(ctx context.Context, orig, c *instructions.RunComm
 			continue
 		}
 		if err := s.sourceKey(ctx, k, m.From, []string{m.Source}); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return k.Sum(), nil
+	return k, nil
 }
 
 // copyKey is the key of a COPY or ADD: its flags and destination, and the
@@ -253,7 +259,7 @@ func (s *stageBuilder) copyKey(ctx context.Context, orig instructions.Command, s
 			return cachedStep{}, err
 		}
 	}
-	return cachedStep{key: k.Sum(), use: s.b.cache.opts.CopyLayers}, nil
+	return cachedStep{key: k.Sum(), inputs: k.Inputs(), use: s.b.cache.opts.CopyLayers}, nil
 }
 
 // contextKey adds what a COPY or ADD would take from the build context: the
@@ -262,7 +268,7 @@ func (s *stageBuilder) contextKey(ctx context.Context, k *cache.Key, spec copySp
 	if s.b.opts.context == nil {
 		return errors.New("no build context")
 	}
-	d := cache.NewTarDigest(k)
+	d := cache.NewTarDigest()
 	req := &copier.Request{Sources: sources, Dest: spec.dest, Workdir: s.cfg.Config.WorkingDir, Src: s.b.opts.context.FS(),
 		Chmod: spec.chmod, Exclude: spec.exclude, Parents: spec.parents, Link: true, Add: spec.add, FromContext: true}
 	for _, c := range spec.contents {
@@ -271,6 +277,7 @@ func (s *stageBuilder) contextKey(ctx context.Context, k *cache.Key, spec copySp
 	if _, err := copier.Copy(ctx, req, d); err != nil {
 		return explainExcluded(err, req.Src, sources)
 	}
+	k.String("content", d.Sum())
 	return nil
 }
 

@@ -298,7 +298,7 @@ func (s *stageBuilder) fromCache(ctx context.Context, orig, cmd instructions.Com
 	}
 	s.pending = step
 	if step.use {
-		if e := s.b.cache.lookup(ctx, step.key, instructionText(orig)); e != nil {
+		if e := s.b.cache.lookup(ctx, step, instructionText(orig)); e != nil {
 			s.key, s.pending = step.key, cachedStep{}
 			return true, s.replay(cmd, e)
 		}
