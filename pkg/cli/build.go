@@ -39,6 +39,7 @@ type buildFlags struct {
 	compression      string
 	compressionLevel int
 	secrets          []string
+	ssh              []string
 	cleanup          bool
 	skipUnusedStages bool
 	useNewRun        bool
@@ -131,6 +132,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip or zstd")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
 	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: ID (the agent of $SSH_AUTH_SOCK), ID=SOCKET, or ID=KEYFILE[,KEYFILE...] (keys held in memory); ID is usually default (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	addCacheFlags(fl, &f.cacheFlags)
 	addCompatFlags(fl, f)

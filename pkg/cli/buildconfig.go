@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/output"
 	"github.com/kiln-build/kiln/pkg/sandbox"
+	"github.com/kiln-build/kiln/pkg/sshagent"
 )
 
 // buildConfig is a build as its flags describe it, checked and parsed, with
@@ -37,6 +39,7 @@ type buildConfig struct {
 	epoch            *time.Time
 	labels           map[string]string
 	secrets          map[string][]byte
+	ssh              map[string]*sshagent.Agent
 	singleSnapshot   bool
 	jobs             int
 	maxLayers        int
@@ -172,6 +175,9 @@ func (f *buildFlags) config() (*buildConfig, error) {
 		c.epoch = &t
 	}
 	if c.secrets, err = parseSecrets(f.secrets); err != nil {
+		return nil, err
+	}
+	if c.ssh, err = parseSSH(f.ssh, os.Getenv("SSH_AUTH_SOCK")); err != nil {
 		return nil, err
 	}
 	if c.labels, err = parseKeyValues("--label", f.labels); err != nil {

@@ -113,6 +113,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		executor.WithMaxLayers(c.maxLayers),
 		executor.WithLogger(log),
 		executor.WithSecrets(c.secrets),
+		executor.WithSSH(c.ssh),
 		executor.WithRootless(mode == sandbox.ModeRootless),
 		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
 		executor.WithRunOutput(runOut),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/pkg/sshagent"
 )
 
 // parsePlatform parses --custom-platform; empty means this machine's.
@@ -106,6 +108,41 @@ func parseSecrets(values []string) (map[string][]byte, error) {
 		default:
 			return nil, fmt.Errorf("invalid --secret %q: give src=FILE or env=VAR", s)
 		}
+	}
+	return out, nil
+}
+
+// parseSSH reads --ssh values as docker buildx does: ID alone forwards the
+// agent of $SSH_AUTH_SOCK (authSock), ID=SOCKET another agent, and
+// ID=KEY[,KEY...] serves those private keys from memory.
+func parseSSH(values []string, authSock string) (map[string]*sshagent.Agent, error) {
+	out := map[string]*sshagent.Agent{}
+	for _, v := range values {
+		id, paths, _ := strings.Cut(v, "=")
+		if id == "" {
+			return nil, fmt.Errorf("invalid --ssh %q: want ID, ID=SOCKET or ID=KEYFILE[,KEYFILE...]", v)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("--ssh %q given twice", id)
+		}
+		if paths == "" {
+			if authSock == "" {
+				return nil, fmt.Errorf("--ssh %s forwards the agent of $SSH_AUTH_SOCK, which is not set: give --ssh %s=/path/to/key", id, id)
+			}
+			paths = authSock
+		}
+		files := strings.Split(paths, ",")
+		var a *sshagent.Agent
+		var err error
+		if st, serr := os.Stat(files[0]); serr == nil && st.Mode()&os.ModeSocket != 0 && len(files) == 1 {
+			a, err = sshagent.FromSocket(files[0])
+		} else {
+			a, err = sshagent.FromKeys(files)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--ssh %s: %w", id, err)
+		}
+		out[id] = a
 	}
 	return out, nil
 }

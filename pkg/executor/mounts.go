@@ -85,6 +85,12 @@ func (s *stageBuilder) acquireMount(ctx context.Context, root *stageRoot, spec m
 		m = sandbox.Mount{Type: sandbox.MountCache, Source: dir, Target: spec.Target, ReadOnly: spec.ReadOnly}
 	case instructions.MountTypeTmpfs:
 		m = sandbox.Mount{Type: sandbox.MountTmpfs, Target: spec.Target, Size: spec.SizeLimit}
+	case instructions.MountTypeSSH:
+		sm, senv, err := s.b.sshMount(spec, rel)
+		if err != nil || sm == nil {
+			return nil, err
+		}
+		m, env = *sm, senv
 	case instructions.MountTypeSecret:
 		sm, senv, err := s.b.secretMount(spec, rel)
 		if err != nil || sm == nil {
@@ -97,7 +103,7 @@ func (s *stageBuilder) acquireMount(ctx context.Context, root *stageRoot, spec m
 	default:
 		return nil, fmt.Errorf("unknown mount type %q", spec.Type)
 	}
-	if m.Type != sandbox.MountSecret {
+	if m.Type != sandbox.MountSecret && spec.Type != instructions.MountTypeSSH {
 		s.removeIfEmptyAfter(root, m.Target, rel)
 	}
 	return s.provide(root, m, env, rel)
@@ -292,6 +298,50 @@ func newCacheDir(dir string, mnt *instructions.Mount) error {
 		return err
 	}
 	return nil
+}
+
+// sshMount provides an SSH agent (--ssh) to a RUN: a socket of its own,
+// owned as the mount says (root, 0600 by default), served by kiln for the
+// time of the RUN. The first ssh mount of a RUN is its SSH_AUTH_SOCK.
+func (b *Builder) sshMount(spec mountSpec, rel *releaser) (*sandbox.Mount, []string, error) {
+	id := spec.CacheID
+	if id == "" {
+		id = "default"
+	}
+	a, ok := b.opts.ssh[id]
+	if !ok {
+		if spec.Required {
+			return nil, nil, fmt.Errorf("SSH agent %q is required but was not given (--ssh %s or --ssh %s=/path/to/key)", id, id, id)
+		}
+		return nil, nil, nil
+	}
+	// A short directory: a socket's path may not exceed 107 bytes.
+	dir, err := os.MkdirTemp(b.opts.secretsDir, "ssh-")
+	if err != nil {
+		return nil, nil, err
+	}
+	rel.push(func() error { return os.RemoveAll(dir) })
+	mode := os.FileMode(0o600)
+	if spec.Mode != nil {
+		mode = os.FileMode(*spec.Mode) & os.ModePerm
+	}
+	uid, gid := 0, 0
+	if spec.UID != nil {
+		uid = int(*spec.UID)
+	}
+	if spec.GID != nil {
+		gid = int(*spec.GID)
+	}
+	open, err := a.Listen(filepath.Join(dir, "agent.sock"), uid, gid, mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	rel.push(open.Close)
+	var env []string
+	if spec.AuthSock {
+		env = append(env, "SSH_AUTH_SOCK="+spec.Target)
+	}
+	return &sandbox.Mount{Type: sandbox.MountBind, Source: filepath.Join(dir, "agent.sock"), Target: spec.Target}, env, nil
 }
 
 // secretMount provides a --secret to a RUN, as a read-only file or as an

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/sandbox"
+	"github.com/kiln-build/kiln/pkg/sshagent"
 )
 
 // ImageSource pulls images for FROM and COPY --from; registry.Client is one.
@@ -42,6 +43,7 @@ type options struct {
 	secretsDir     string
 	maxLayers      int
 	cache          *CacheOptions
+	ssh            map[string]*sshagent.Agent
 }
 
 // Option configures a Builder.
@@ -120,6 +122,9 @@ func WithMaxLayers(n int) Option { return func(o *options) { o.maxLayers = n } }
 
 // DefaultMaxLayers is the most layers container runtimes stack reliably.
 const DefaultMaxLayers = 127
+
+// WithSSH provides SSH agents to RUN --mount=type=ssh, by id (--ssh).
+func WithSSH(agents map[string]*sshagent.Agent) Option { return func(o *options) { o.ssh = agents } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }

@@ -104,6 +104,11 @@ func copyHost(src, dst string) error {
 	if err != nil {
 		return err
 	}
+	if st.Mode()&os.ModeSocket != 0 {
+		// A socket cannot be copied: in-place, where "/" is the root, a
+		// link to it reaches it.
+		return os.Symlink(src, dst)
+	}
 	if !st.IsDir() {
 		data, err := os.ReadFile(src)
 		if err != nil {

@@ -48,6 +48,8 @@ type mountSpec struct {
 	*instructions.Mount
 	Target string
 	From   dockerfile.Source
+	// AuthSock: the first ssh mount is the RUN's SSH_AUTH_SOCK.
+	AuthSock bool
 }
 
 // scriptDir is where here-document scripts appear in the RUN's root.
@@ -95,6 +97,7 @@ func (p *runPlan) identify(fsys fsview.FS) error {
 func (s *stageBuilder) planMounts(orig, c *instructions.RunCommand) ([]mountSpec, error) {
 	sources := s.stage.MountFrom[orig]
 	var out []mountSpec
+	sshMounts := 0
 	for i, mnt := range instructions.GetMounts(c) {
 		target := mnt.Target
 		if target != "" && !path.IsAbs(target) {
@@ -114,10 +117,16 @@ func (s *stageBuilder) planMounts(orig, c *instructions.RunCommand) ([]mountSpec
 				return nil, err
 			}
 		}
-		if mnt.Type == instructions.MountTypeSSH {
-			return nil, fmt.Errorf("--mount=type=ssh,target=%s: SSH agent forwarding is not supported: pass the key as a secret (--secret) and mount it with type=secret", mnt.Target)
+		if mnt.Type == instructions.MountTypeSSH && target == "" {
+			// BuildKit's default: one socket per ssh mount, numbered.
+			target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", sshMounts)
 		}
-		out = append(out, mountSpec{Mount: mnt, Target: target, From: src})
+		spec := mountSpec{Mount: mnt, Target: target, From: src}
+		if mnt.Type == instructions.MountTypeSSH {
+			spec.AuthSock = sshMounts == 0
+			sshMounts++
+		}
+		out = append(out, spec)
 	}
 	return out, nil
 }
