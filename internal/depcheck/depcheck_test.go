@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"pkg/compression":  nil,
 	"pkg/copier":       {"pkg/compression", "pkg/fsview", "pkg/layer", "pkg/rootfs"},
 	"pkg/dockerfile":   nil,
-	"pkg/executor":     {"pkg/cache", "pkg/copier", "pkg/dockerfile", "pkg/fsview", "pkg/layer", "pkg/rootfs", "pkg/sandbox", "pkg/snapshot", "pkg/sshagent", "pkg/userdb", "pkg/workdir"},
+	"pkg/executor":     {"pkg/cache", "pkg/compression", "pkg/copier", "pkg/dockerfile", "pkg/fsview", "pkg/layer", "pkg/rootfs", "pkg/sandbox", "pkg/snapshot", "pkg/sshagent", "pkg/userdb", "pkg/workdir"},
 	"pkg/fsview":       nil,
 	"pkg/layer":        nil,
 	"pkg/logging":      nil,

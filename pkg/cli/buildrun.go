@@ -118,6 +118,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
 		executor.WithRunOutput(runOut),
 		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
+		executor.WithStateDir(filepath.Join(kilnDir, "state")),
 	}
 	if c.epoch != nil {
 		xopts = append(xopts, executor.WithReproducible(*c.epoch))

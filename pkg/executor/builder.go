@@ -74,7 +74,7 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {
 		// One root, "/": stages take turns.
 		b.opts.jobs = 1
-		b.roots = newInPlaceRoots(o.workDir, b.inPlaceProtected(), o.log)
+		b.roots = newInPlaceRoots(o.workDir, o.stateDir, b.inPlaceProtected(), o.log)
 	}
 	for _, s := range plan.Stages {
 		b.results[s] = &stageFuture{done: make(chan struct{})}
@@ -327,7 +327,7 @@ func (b *Builder) adoptRoot(parent *dockerfile.Stage) *stageRoot {
 // the fixed paths and mount points: kiln's work dir, the build context,
 // the directory kiln started in and --ignore-path.
 func (b *Builder) inPlaceProtected() []string {
-	extra := []string{b.opts.workDir, b.opts.secretsDir}
+	extra := []string{b.opts.workDir, b.opts.secretsDir, b.opts.cacheDir, b.opts.stateDir}
 	if b.opts.context != nil {
 		extra = append(extra, b.opts.context.Dir())
 	}

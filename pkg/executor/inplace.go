@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/pkg/compression"
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
@@ -28,6 +29,10 @@ import (
 type inPlaceRoots struct {
 	dir     string // "/"; a directory standing in for it in tests
 	workDir string
+	// stateDir outlives the build (in kiln's own directory): the
+	// pristine record and a marker stay there while "/" is changed, so
+	// that the next build puts "/" back if this one is killed first.
+	stateDir string
 	extra   []string // protected besides alwaysProtected and mount points
 	mounts  func() ([]string, error)
 	log     logrus.FieldLogger
@@ -49,9 +54,13 @@ var alwaysProtected = []string{
 
 // newInPlaceRoots lends "/", protecting extra paths (work dir, context, the
 // directory kiln was started in, --ignore-path) besides every mount point.
-func newInPlaceRoots(workDir string, extra []string, log logrus.FieldLogger) *inPlaceRoots {
-	return &inPlaceRoots{dir: "/", workDir: workDir, extra: extra, mounts: sandbox.Protected, log: log}
+func newInPlaceRoots(workDir, stateDir string, extra []string, log logrus.FieldLogger) *inPlaceRoots {
+	return &inPlaceRoots{dir: "/", workDir: workDir, stateDir: stateDir, extra: extra, mounts: sandbox.Protected, log: log}
 }
+
+// dirtyMarker names, in the state directory, the pristine record of a
+// build that is changing "/".
+const dirtyMarker = "in-place-dirty"
 
 // New resets "/" and lends it to a new stage; the previous stage's tree
 // is gone from then on.
@@ -79,13 +88,50 @@ func (a *inPlaceRoots) Close(ctx context.Context) error {
 		return nil
 	}
 	a.revoke()
-	err := a.reset(ctx)
-	a.pristine.Remove()
-	a.pristine = nil
-	if err != nil {
+	if err := a.reset(ctx); err != nil {
+		// The marker stays: the next build tries again.
 		return fmt.Errorf("restoring the container's files after the build: %w", err)
 	}
+	if a.stateDir != "" {
+		os.Remove(filepath.Join(a.stateDir, dirtyMarker))
+	}
+	a.pristine.Remove()
+	a.pristine = nil
 	return nil
+}
+
+// recover puts "/" back as the record of a build that was killed before
+// it could left it, if there is one.
+func (a *inPlaceRoots) recover(ctx context.Context) error {
+	marker := filepath.Join(a.stateDir, dirtyMarker)
+	name, err := os.ReadFile(marker)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	record := filepath.Join(a.stateDir, filepath.Base(strings.TrimSpace(string(name))))
+	a.log.Warnf("A build in this container ended before it put \"/\" back: restoring it from %s", record)
+	f, err := os.Open(record)
+	if err != nil {
+		return fmt.Errorf("the record of the container's files %q: %w", record, err)
+	}
+	defer f.Close()
+	rc, _, err := compression.Decompress(f)
+	if err != nil {
+		return fmt.Errorf("the record of the container's files %q: %w", record, err)
+	}
+	defer rc.Close()
+	if err := a.clear("/"); err != nil {
+		return fmt.Errorf("cleaning \"/\": %w", err)
+	}
+	if err := rootfs.Apply(ctx, a.dir, rc, rootfs.WithIgnore(a.protected), rootfs.WithLogger(a.log),
+		rootfs.WithLayerName("the container's own files")); err != nil {
+		return err
+	}
+	os.Remove(record)
+	return os.Remove(marker)
 }
 
 func (a *inPlaceRoots) revoke() {
@@ -131,7 +177,17 @@ func (a *inPlaceRoots) record(ctx context.Context) error {
 	a.protect = compactPaths(protect)
 	a.log.Debugf("in-place: protected paths %s", strings.Join(a.protect, ", "))
 
-	w, err := layer.NewWriter(a.workDir)
+	recordDir := a.workDir
+	if a.stateDir != "" {
+		if err := os.MkdirAll(a.stateDir, 0o700); err != nil {
+			return err
+		}
+		if err := a.recover(ctx); err != nil {
+			return fmt.Errorf("restoring \"/\" after an interrupted build: %w", err)
+		}
+		recordDir = a.stateDir
+	}
+	w, err := layer.NewWriter(recordDir)
 	if err != nil {
 		return err
 	}
@@ -140,8 +196,23 @@ func (a *inPlaceRoots) record(ctx context.Context) error {
 		w.Abort()
 		return fmt.Errorf("recording the container's files: %w", err)
 	}
-	a.pristine, err = w.Commit()
-	return err
+	if a.pristine, err = w.Commit(); err != nil {
+		return err
+	}
+	if a.stateDir != "" {
+		// From here until Close, "/" may differ from the record.
+		return writeMarker(filepath.Join(a.stateDir, dirtyMarker), filepath.Base(a.pristine.Path()))
+	}
+	return nil
+}
+
+// writeMarker writes a small file whole or not at all.
+func writeMarker(p, content string) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
 
 // host is the host path of a container path.

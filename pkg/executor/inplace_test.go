@@ -1,12 +1,15 @@
 package executor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
@@ -32,7 +35,7 @@ func inPlaceBuild(t *testing.T, df string) (*testBuild, *Builder, string) {
 	if b.opts.jobs != 1 {
 		t.Errorf("in-place builds run %d stages at once", b.opts.jobs)
 	}
-	ip := newInPlaceRoots(tb.workDir, b.inPlaceProtected(), b.opts.log)
+	ip := newInPlaceRoots(tb.workDir, "", b.inPlaceProtected(), b.opts.log)
 	ip.dir = fakeRoot
 	ip.mounts = func() ([]string, error) { return nil, nil }
 	b.roots = ip
@@ -105,5 +108,49 @@ EOF
 	logs, _ := filepath.Glob(filepath.Join(cacheDir, "*", "log"))
 	if len(logs) != 1 {
 		t.Errorf("cache: %q", logs)
+	}
+}
+
+// A build killed while "/" held a stage leaves a record behind; the next
+// build puts "/" back from it before anything else.
+func TestInPlaceRecoversFromAKilledBuild(t *testing.T) {
+	ctx := context.Background()
+	fakeRoot, state := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(fakeRoot, "shipped"), []byte("executor image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := treeOf(t, fakeRoot)
+	newRoots := func() *inPlaceRoots {
+		a := newInPlaceRoots(t.TempDir(), state, nil, logrus.New())
+		a.dir = fakeRoot
+		a.mounts = func() ([]string, error) { return nil, nil }
+		return a
+	}
+	first := newRoots()
+	if _, err := first.New(ctx, "stage"); err != nil {
+		t.Fatal(err)
+	}
+	// The stage changes "/", then the build dies: no Close.
+	os.Remove(filepath.Join(fakeRoot, "shipped"))
+	os.WriteFile(filepath.Join(fakeRoot, "from-the-stage"), []byte("x"), 0o644)
+	if _, err := os.Stat(filepath.Join(state, dirtyMarker)); err != nil {
+		t.Fatalf("no marker while / is changed: %v", err)
+	}
+
+	second := newRoots()
+	if _, err := second.New(ctx, "stage"); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := treeOf(t, fakeRoot); !reflect.DeepEqual(after, before) {
+		t.Errorf("/ after recovery: %q, want %q", after, before)
+	}
+	if data, _ := os.ReadFile(filepath.Join(fakeRoot, "shipped")); string(data) != "executor image" {
+		t.Errorf("shipped = %q", data)
+	}
+	if left := treeOf(t, state); len(left) != 0 {
+		t.Errorf("left in the state dir: %q", left)
 	}
 }

@@ -44,6 +44,7 @@ type options struct {
 	maxLayers      int
 	cache          *CacheOptions
 	ssh            map[string]*sshagent.Agent
+	stateDir       string
 }
 
 // Option configures a Builder.
@@ -125,6 +126,11 @@ const DefaultMaxLayers = 127
 
 // WithSSH provides SSH agents to RUN --mount=type=ssh, by id (--ssh).
 func WithSSH(agents map[string]*sshagent.Agent) Option { return func(o *options) { o.ssh = agents } }
+
+// WithStateDir is a directory that outlives builds (in kiln's own
+// directory): in-place isolation keeps there what the next build needs to
+// put "/" back if this one is killed before it can.
+func WithStateDir(dir string) Option { return func(o *options) { o.stateDir = dir } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
