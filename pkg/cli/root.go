@@ -16,10 +16,6 @@ import (
 	"github.com/kiln-build/kiln/pkg/logging"
 )
 
-// Version is kiln's version, set at link time
-// (-ldflags "-X github.com/kiln-build/kiln/pkg/cli.Version=v1.2.3").
-var Version = "dev"
-
 // globalFlags are the flags every command has.
 type globalFlags struct {
 	verbosity    string
@@ -44,6 +40,7 @@ func NewRootCommand() *cobra.Command {
 	pf.StringVar(&g.logFormat, "log-format", logging.FormatText, "log format: text, color or json")
 	pf.BoolVar(&g.logTimestamp, "log-timestamp", false, "add timestamps to log lines")
 	root.AddCommand(newBuildCommand(g), newVersionCommand(), newLoginCommand(), newManifestCommand())
+	setVersionFlag(root)
 	return root
 }
 
@@ -51,11 +48,7 @@ func NewRootCommand() *cobra.Command {
 // "executor" (kaniko's binary name), the arguments are those of `kiln build`.
 func Execute(args []string) int {
 	root := NewRootCommand()
-	rest := args[1:]
-	if filepath.Base(args[0]) == "executor" && (len(rest) == 0 || rest[0] != "version") {
-		rest = append([]string{"build"}, rest...)
-	}
-	root.SetArgs(rest)
+	root.SetArgs(commandArgs(args))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -69,15 +62,15 @@ func Execute(args []string) int {
 	return 0
 }
 
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print kiln's version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), Version)
-		},
+// commandArgs are the arguments of kiln's command tree for os.Args: run as
+// "executor", kaniko's binary name, they are those of `kiln build`, except
+// `executor version` and `executor --version`.
+func commandArgs(args []string) []string {
+	rest := args[1:]
+	if filepath.Base(args[0]) == "executor" && (len(rest) == 0 || (rest[0] != "version" && rest[0] != "--version")) {
+		rest = append([]string{"build"}, rest...)
 	}
+	return rest
 }
 
 // runOutput is where RUN commands' output goes: straight to stdout, or as
