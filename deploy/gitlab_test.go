@@ -69,7 +69,7 @@ func (p *gitlabPipeline) checkJob(t *testing.T, name string, job *gitlabJob) {
 	if job.Image == nil || job.Image.Name == "" {
 		t.Errorf("job %q: no image: the runner's default is anyone's guess", name)
 	} else if isKilnImage(job.Image.Name) {
-		if job.Image.Name != "registry.example.com/kiln/kiln:debug" {
+		if job.Image.Name != kilnDebugImage {
 			t.Errorf("job %q: image %q: jobs need the debug image, which has a shell", name, job.Image.Name)
 		}
 		if !slices.Equal(job.Image.Entrypoint, []string{""}) {

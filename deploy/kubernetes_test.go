@@ -93,16 +93,6 @@ func loadManifests(t *testing.T) *manifests {
 	return m
 }
 
-// kilnImages are the placeholders of kiln's images, obviously to be
-// replaced, never a real image.
-var kilnImages = map[string]bool{
-	"registry.example.com/kiln/kiln:executor": true,
-	"registry.example.com/kiln/kiln:debug":    true,
-}
-
-func isKilnImage(image string) bool {
-	return strings.HasPrefix(image, "registry.example.com/kiln/")
-}
 
 // TestKubernetesManifests decodes every manifest of deploy/ strictly and
 // checks each pod against the facts the comments state: kiln runs as root
@@ -176,7 +166,7 @@ func (m *manifests) checkPod(t *testing.T, spec *corev1.PodSpec) {
 func checkKilnContainer(t *testing.T, c *corev1.Container, volumes map[string]*corev1.Volume) {
 	t.Helper()
 	if !kilnImages[c.Image] {
-		t.Errorf("container %q: image %q: use a placeholder of %v", c.Name, c.Image, sortedKeys(kilnImages))
+		t.Errorf("container %q: image %q: use the release's, one of %v", c.Name, c.Image, sortedKeys(kilnImages))
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
@@ -360,9 +350,8 @@ func TestKustomizeOverlay(t *testing.T) {
 	write("/overlay/kustomization.yaml", `resources:
   - ../base
 images:
-  - name: registry.example.com/kiln/kiln
+  - name: `+kilnRepository+`
     newName: harbor.example.com/tools/kiln
-    newTag: executor
 secretGenerator:
   - name: kiln-registry
     type: kubernetes.io/dockerconfigjson
@@ -385,7 +374,7 @@ secretGenerator:
 	}
 	checkRegistrySecret(t, secret)
 	pod := job.Spec.Template.Spec
-	if got := pod.Containers[0].Image; got != "harbor.example.com/tools/kiln:executor" {
+	if got := pod.Containers[0].Image; got != "harbor.example.com/tools/kiln:"+releaseTag {
 		t.Errorf("image %q: the images transformer did not apply", got)
 	}
 	for _, v := range pod.Volumes {

@@ -281,7 +281,7 @@ func checkTaskSteps(t *testing.T, task *pipelinev1.Task, params map[string]param
 		}
 		kiln++
 		if !kilnImages[image] {
-			t.Errorf("step %q: image %q: use a placeholder of %v", step.Name, image, sortedKeys(kilnImages))
+			t.Errorf("step %q: image %q: use the release's, one of %v", step.Name, image, sortedKeys(kilnImages))
 		}
 		sc := step.SecurityContext
 		if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
