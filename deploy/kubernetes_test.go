@@ -93,7 +93,6 @@ func loadManifests(t *testing.T) *manifests {
 	return m
 }
 
-
 // TestKubernetesManifests decodes every manifest of deploy/ strictly and
 // checks each pod against the facts the comments state: kiln runs as root
 // for RUN, unprivileged, without added capabilities, under RuntimeDefault
