@@ -6,14 +6,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/pkg/cli"
 )
 
-// markdownFiles are the README and the docs, where deploy material is
-// described.
+// markdownFiles are the README, the docs and the documents of deploy/,
+// where deploy material is described.
 func markdownFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
@@ -23,7 +24,65 @@ func markdownFiles(t *testing.T) []string {
 	if readme := filepath.Join(repoRoot, "README.md"); fileExists(readme) {
 		files = append(files, readme)
 	}
-	return files
+	return append(files, deployFiles(t, kindDoc)...)
+}
+
+var (
+	reLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	reHeading = regexp.MustCompile(`(?m)^#{1,6} +(.+?) *$`)
+)
+
+// anchors are the GitHub anchors of a Markdown file's headings.
+func anchors(md string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range reHeading.FindAllStringSubmatch(md, -1) {
+		var b strings.Builder
+		for _, r := range strings.ToLower(m[1]) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out[b.String()] = true
+	}
+	return out
+}
+
+// TestDocsLinks: every relative link of the docs leads to a file of the
+// repository, and every #anchor to a heading of its file.
+func TestDocsLinks(t *testing.T) {
+	links := 0
+	for _, f := range markdownFiles(t) {
+		md := readFile(t, f)
+		// Code blocks hold no links.
+		for _, b := range codeBlocks(md) {
+			md = strings.Replace(md, b.text, "", 1)
+		}
+		for _, m := range reLink.FindAllStringSubmatch(md, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			links++
+			file, anchor, _ := strings.Cut(target, "#")
+			p := f
+			if file != "" {
+				p = filepath.Join(filepath.Dir(f), file)
+				if !fileExists(p) {
+					t.Errorf("%s: link %q: no such file", f, target)
+					continue
+				}
+			}
+			if anchor != "" && !anchors(readFile(t, p))[anchor] {
+				t.Errorf("%s: link %q: no heading with that anchor in %s", f, target, p)
+			}
+		}
+	}
+	if links == 0 {
+		t.Error("no relative link in the docs")
+	}
 }
 
 func fileExists(p string) bool {
