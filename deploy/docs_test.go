@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -232,5 +233,36 @@ func TestMigrationTable(t *testing.T) {
 				t.Errorf("--%s: a flag of kiln build missing from the migration table", f.Name)
 			}
 		})
+	}
+}
+
+// TestCIRecipes: the README's "CI recipes" section links every file of
+// deploy/, so that none is missing from the index users read.
+func TestCIRecipes(t *testing.T) {
+	md := readFile(t, filepath.Join(repoRoot, "README.md"))
+	start := strings.Index(md, "\n## CI recipes\n")
+	if start < 0 {
+		t.Fatal(`README.md: no section "## CI recipes"`)
+	}
+	section := md[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	linked := map[string]bool{}
+	for _, m := range reLink.FindAllStringSubmatch(section, -1) {
+		file, _, _ := strings.Cut(m[1], "#")
+		linked[filepath.Clean(file)] = true
+	}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") {
+			return err
+		}
+		if !linked[filepath.Join("deploy", path)] {
+			t.Errorf("deploy/%s: not linked from the README's CI recipes", filepath.ToSlash(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
