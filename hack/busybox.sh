@@ -24,11 +24,15 @@ case "$ARCH" in
 esac
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/releasetool" ./internal/tools/releasetool
+tool="${RELEASETOOL:-}"
+if [[ -z "$tool" ]]; then
+  go build -o "$work/releasetool" ./internal/tools/releasetool
+  tool="$work/releasetool"
+fi
 
 if [[ "$ARCH" == "$(go env GOHOSTARCH)" ]]; then
   [[ -f /bin/busybox ]] || unavailable "/bin/busybox not found: install the Debian package busybox-static"
-  "$work/releasetool" elf -arch "$ARCH" /bin/busybox || die "/bin/busybox is not a static busybox for $ARCH"
+  "$tool" elf -arch "$ARCH" /bin/busybox || die "/bin/busybox is not a static busybox for $ARCH"
   echo /bin/busybox
   exit 0
 fi
@@ -58,6 +62,6 @@ rm -rf "$dir/root"
 dpkg-deb -x "${debs[0]}" "$dir/root" || die "unpacking \"${debs[0]}\" failed"
 bb="$dir/root/bin/busybox"
 [[ -f "$bb" ]] || die "\"${debs[0]}\" has no /bin/busybox"
-"$work/releasetool" elf -arch "$ARCH" "$bb" || die "\"${debs[0]}\": /bin/busybox is not a static busybox for $ARCH"
+"$tool" elf -arch "$ARCH" "$bb" || die "\"${debs[0]}\": /bin/busybox is not a static busybox for $ARCH"
 echo "busybox.sh: Debian busybox-static $(dpkg-deb -f "${debs[0]}" Version) for $deb_arch" >&2
 echo "$bb"

@@ -44,7 +44,11 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 ctx="$work/context"
-go build -o "$work/releasetool" ./internal/tools/releasetool
+tool="${RELEASETOOL:-}"
+if [[ -z "$tool" ]]; then
+  go build -o "$work/releasetool" ./internal/tools/releasetool
+  tool="$work/releasetool"
+fi
 mkdir -p "$ctx/bin" "$ctx/rootfs/kiln/.docker" "$ctx/rootfs/kiln/ssl/certs" "$ctx/rootfs/kaniko" \
   "$ctx/rootfs/workspace" "$ctx/rootfs/root" "$ctx/rootfs/tmp" "$ctx/busybox-linux-$ARCH"
 chmod 1777 "$ctx/rootfs/tmp"
@@ -55,20 +59,20 @@ else
   CGO_ENABLED=0 GOOS=linux GOARCH="$ARCH" go build -trimpath -ldflags "$(hack/version.sh ldflags)" \
     -o "$ctx/bin/kiln-linux-$ARCH" ./cmd/kiln
 fi
-"$work/releasetool" elf -arch "$ARCH" "$ctx/bin/kiln-linux-$ARCH" || die "the kiln binary does not fit $PLATFORM"
+"$tool" elf -arch "$ARCH" "$ctx/bin/kiln-linux-$ARCH" || die "the kiln binary does not fit $PLATFORM"
 ln -s executor "$ctx/rootfs/kiln/kiln"
 ln -s /kiln/executor "$ctx/rootfs/kaniko/executor"
 ln -s /kiln/.docker "$ctx/rootfs/kaniko/.docker"
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/kiln/ssl/certs/ca-certificates.crt" \
   || die "/etc/ssl/certs/ca-certificates.crt missing (Debian package ca-certificates)"
 [[ -f "$BUSYBOX" ]] || die "BUSYBOX \"$BUSYBOX\" missing: the debug image needs a static busybox for $PLATFORM (Debian package busybox-static; hack/busybox.sh $ARCH fetches it for another architecture)"
-"$work/releasetool" elf -arch "$ARCH" "$BUSYBOX" \
+"$tool" elf -arch "$ARCH" "$BUSYBOX" \
   || die "BUSYBOX \"$BUSYBOX\" does not fit $PLATFORM: give a static busybox for $ARCH (hack/busybox.sh $ARCH)"
 cp "$BUSYBOX" "$ctx/busybox-linux-$ARCH/busybox"
 chmod 0755 "$ctx/busybox-linux-$ARCH/busybox"
 # The applets are read from busybox's own table, not by running it: it may
 # be built for another CPU. Without them /busybox/sh would be missing.
-applets="$("$work/releasetool" applets "$BUSYBOX")" || die "BUSYBOX \"$BUSYBOX\": no applet list"
+applets="$("$tool" applets "$BUSYBOX")" || die "BUSYBOX \"$BUSYBOX\": no applet list"
 for applet in $applets; do
   [[ "$applet" == busybox ]] || ln -s busybox "$ctx/busybox-linux-$ARCH/$applet"
 done

@@ -62,6 +62,7 @@ if [[ -z "$kiln" ]]; then
 fi
 go build -o "$work/releasetool" ./internal/tools/releasetool
 go build -o "$work/devregistry" ./internal/tools/devregistry
+export RELEASETOOL="$work/releasetool"  # for images.sh and busybox.sh
 ldflags="$(hack/version.sh ldflags)"
 
 log "kiln $VERSION: binaries"
