@@ -1,14 +1,17 @@
 # kiln — see README.md. Every target works on a fresh Linux machine with Go.
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/kiln-build/kiln/pkg/cli.Version=$(VERSION)
+# Version, commit and build date stamped into the binary (kiln version); the
+# date is the commit's time, so a commit always gives the same binary.
+VERSION   ?= $(shell hack/version.sh version)
+LDFLAGS   := $(shell VERSION='$(VERSION)' hack/version.sh ldflags)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build demo test test-deps unit bench conformance images e2e-runtime lint clean
+.PHONY: all build demo test test-deps unit bench conformance images release e2e-runtime lint clean
 
 all: build
 
-## build: static bin/kiln, also runnable as bin/executor (kaniko's name)
+## build: static bin/kiln, also runnable as bin/executor (kaniko's name), stamped
+## with version, commit and build date (bin/kiln version)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kiln ./cmd/kiln
 	ln -sf kiln bin/executor
@@ -37,6 +40,12 @@ bench:
 images:
 	hack/images.sh
 
+## release: dist/: static kiln binaries for linux/amd64 and linux/arm64 with SHA256SUMS,
+## the executor and debug images for both (one tag per platform, one manifest list per
+## image) in the OCI layout dist/oci, reproducibly; PUSH=1 REPO=registry/kiln pushes them
+release:
+	VERSION='$(VERSION)' hack/release.sh
+
 ## e2e-runtime: the debug image under runc with a default Kubernetes pod's security (also part of test)
 e2e-runtime: test-deps build
 	KILN_BINARY=$(CURDIR)/bin/kiln $(GO) test -count=1 -v -run 'TestExecutorImageUnderRunc' ./integration/
@@ -50,4 +59,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

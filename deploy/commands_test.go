@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,6 +22,7 @@ import (
 	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/logging"
 	"github.com/kiln-build/kiln/pkg/output"
+	"github.com/kiln-build/kiln/pkg/registry"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
 
@@ -31,6 +35,9 @@ var kilnBinaries = map[string]bool{
 	"executor":         true,
 	"/kiln/kiln":       false,
 	"kiln":             false,
+	// Copied into a Jenkins agent for freestyle jobs
+	// (jenkins/freestyle/pod.yaml).
+	"/opt/kiln/kiln": false,
 }
 
 // isKilnProgram reports whether a command runs kiln. Any other program in
@@ -56,6 +63,10 @@ type commandChecker struct {
 	// tag or digest, as deploy material must; docs examples may be short.
 	explicitRefs bool
 }
+
+// withRule is c for the material of a file with rule r (no rule changes
+// what kiln command lines may say today).
+func (c commandChecker) withRule(fileRule) commandChecker { return c }
 
 // deployChecker checks deploy material, whose scripts see exactly env.
 func deployChecker(env map[string]string) commandChecker {
@@ -83,10 +94,13 @@ func mapEnviron(vars map[string]string, anyVar bool) expand.Environ {
 // argument count fails, as do the values kiln checks before a build.
 func (c commandChecker) check(argv []string) error {
 	args := argv[1:]
-	if kilnBinaries[argv[0]] && (len(args) == 0 || args[0] != "version") {
+	if kilnBinaries[argv[0]] && (len(args) == 0 || (args[0] != "version" && args[0] != "--version")) {
 		args = append([]string{"build"}, args...)
 	}
 	root := cli.NewRootCommand()
+	if len(args) == 1 && args[0] == "--version" {
+		return nil // kiln --version, cobra's flag of the root command
+	}
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return err
@@ -116,6 +130,9 @@ func (c commandChecker) check(argv []string) error {
 	}
 	switch {
 	case cmd.Name() == "build":
+		if err := checkCacheValues(cmd.Flags()); err != nil {
+			return err
+		}
 		return c.checkBuildValues(cmd.Flags())
 	case cmd.Parent() != nil && cmd.Parent().Name() == "manifest":
 		// Every argument of a manifest command is an image reference.
@@ -141,6 +158,39 @@ func (c commandChecker) checkRef(ref string) error {
 		return fmt.Errorf("%q: %w", ref, err)
 	}
 	return nil
+}
+
+// checkCacheValues checks the values of the cache flags given, as material
+// for every cluster must have them: absolute paths, a repository without a
+// tag.
+func checkCacheValues(fl *pflag.FlagSet) error {
+	var errs []error
+	fl.Visit(func(f *pflag.Flag) {
+		v := f.Value.String()
+		switch f.Name {
+		case "cache", "cache-copy-layers", "cache-run-layers":
+			if _, err := strconv.ParseBool(v); err != nil {
+				errs = append(errs, fmt.Errorf("--%s %q: want true or false", f.Name, v))
+			}
+		case "cache-ttl":
+			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("--cache-ttl %q: want a duration such as 168h", v))
+			}
+		case "cache-dir":
+			if !path.IsAbs(v) {
+				errs = append(errs, fmt.Errorf("--cache-dir %q: want an absolute path", v))
+			}
+		case "cache-repo":
+			if dir, ok := strings.CutPrefix(v, "oci:"); ok {
+				if !path.IsAbs(dir) {
+					errs = append(errs, fmt.Errorf("--cache-repo %q: want oci:/ABSOLUTE/PATH", v))
+				}
+			} else if _, err := name.NewRepository(v, name.StrictValidation); err != nil {
+				errs = append(errs, fmt.Errorf("--cache-repo %q: want a repository (REGISTRY/PATH, no tag) or oci:/PATH", v))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // checkGlobalValues checks the logging flags every command has.
@@ -293,12 +343,12 @@ func TestCommandChecks(t *testing.T) {
 		}
 	}
 	bad := []string{
-		`/kiln/executor --destination "$IMAGE:$TAG" --destinaton "$IMAGE:latest"`,             // misspelt flag
-		`/kiln/executor --destination "$IMAGE:$TAG" --cache=yes`,                               // not a boolean
-		`/kiln/executor --destination "$IMAGE:$TAG" --kaniko-dir /tmp`,                        // kaniko alias
-		`/kiln/executor --destination "$IMAGE"`,                                               // no tag
-		`/kiln/executor --destination "$IMAGE:$TAG:latest"`,                                   // not a reference
-		`/kiln/executor --context "$PWD"`,                                                     // nowhere to put the image
+		`/kiln/executor --destination "$IMAGE:$TAG" --destinaton "$IMAGE:latest"`, // misspelt flag
+		`/kiln/executor --destination "$IMAGE:$TAG" --cache=yes`,                  // not a boolean
+		`/kiln/executor --destination "$IMAGE:$TAG" --kaniko-dir /tmp`,            // kaniko alias
+		`/kiln/executor --destination "$IMAGE"`,                                   // no tag
+		`/kiln/executor --destination "$IMAGE:$TAG:latest"`,                       // not a reference
+		`/kiln/executor --context "$PWD"`,                                         // nowhere to put the image
 		`/kiln/executor --destination "$IMAGE:$TAG" --context s3://bucket/ctx.tar`,
 		`/kiln/executor --destination "$IMAGE:$TAG" --isolation chroot-ish`,
 		`/kiln/executor --destination "$IMAGE:$TAG" --compression lz4`,
@@ -348,5 +398,116 @@ func TestCommandChecks(t *testing.T) {
 	}
 	if cmds, err := c.commands(`kiln build --no-push -d app:dev`); err != nil || len(cmds) != 1 || c.check(cmds[0]) == nil {
 		t.Errorf("deploy: a destination without registry: accepted (%v)", err)
+	}
+}
+
+// TestCacheFlagValues: the cache flags' values are checked in deploy
+// material beyond what kiln's parser checks.
+func TestCacheFlagValues(t *testing.T) {
+	c := deployChecker(nil)
+	good := []string{
+		"--cache=true --cache-repo=oci:/cache/layers --cache-ttl=168h --kiln-dir=/kiln-work",
+		"--cache --cache-repo=harbor.example.com/team/cache --cache-copy-layers=true --cache-dir=/cache/base",
+	}
+	bad := []string{
+		"--cache=yes",
+		"--cache-repo=oci:cache/layers",
+		"--cache-repo=harbor.example.com/team/cache:latest",
+		"--cache-repo=cache",
+		"--cache-ttl=1w",
+		"--cache-dir=cache",
+		"--cache-mode=max",
+	}
+	argv := func(flags string) []string {
+		return append([]string{"/kiln/executor", "--destination=harbor.example.com/team/app:1"}, strings.Fields(flags)...)
+	}
+	for _, flags := range good {
+		if err := c.check(argv(flags)); err != nil {
+			t.Errorf("%s: %v", flags, err)
+		}
+	}
+	for _, flags := range bad {
+		if err := c.check(argv(flags)); err == nil {
+			t.Errorf("%s: accepted", flags)
+		}
+	}
+}
+
+// pushLogins parses a script's kiln command lines in order and returns an
+// error for each command that pushes to a registry no earlier
+// `kiln login` of the script logged in to.
+func pushLogins(cmds [][]string) error {
+	loggedIn := map[string]bool{}
+	var errs []error
+	for _, argv := range cmds {
+		args := argv[1:]
+		if kilnBinaries[argv[0]] && (len(args) == 0 || args[0] != "version") {
+			args = append([]string{"build"}, args...)
+		}
+		cmd, rest, err := cli.NewRootCommand().Find(args)
+		if err != nil {
+			return err
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			return err
+		}
+		fl := cmd.Flags()
+		var pushes []string
+		switch {
+		case cmd.Name() == "login":
+			region, _ := fl.GetString("swr-region")
+			var host string
+			if region != "" {
+				ak, _ := fl.GetString("ak")
+				if host, _, err = registry.SWRLogin(region, ak, "sk"); err != nil {
+					errs = append(errs, fmt.Errorf("kiln login --swr-region %q: %w", region, err))
+				}
+			}
+			if fl.NArg() == 1 {
+				host = fl.Arg(0)
+			}
+			loggedIn[host] = true
+		case cmd.Name() == "build":
+			if noPush, _ := fl.GetBool("no-push"); !noPush {
+				pushes, _ = fl.GetStringArray("destination")
+			}
+		case cmd.Parent() != nil && cmd.Parent().Name() == "manifest" && cmd.Name() != "annotate":
+			pushes = fl.Args()
+		}
+		for _, p := range pushes {
+			ref, err := name.ParseReference(p)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if host := ref.Context().RegistryStr(); !loggedIn[host] {
+				errs = append(errs, fmt.Errorf("%s: %q is on %q, which no earlier kiln login logged in to (logged in: %v)", cmd.CommandPath(), p, host, sortedKeys(loggedIn)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func TestPushLogins(t *testing.T) {
+	c := deployChecker(map[string]string{"AK": "HPUAEXAMPLE", "IMAGE": "swr.cn-north-4.myhuaweicloud.com/team/app"})
+	for script, ok := range map[string]bool{
+		`printf x | kiln login --swr-region cn-north-4 --ak "$AK" --password-stdin
+kiln build -d "$IMAGE:1-amd64"
+kiln manifest push-index "$IMAGE:1" "$IMAGE:1-amd64"`: true,
+		`kiln build -d "$IMAGE:1"
+printf x | kiln login --swr-region cn-north-4 --ak "$AK" --password-stdin`: false,
+		`printf x | kiln login --swr-region cn-south-1 --ak "$AK" --password-stdin
+kiln build -d "$IMAGE:1"`: false,
+		`printf x | kiln login harbor.example.com -u 'robot$team+ci' --password-stdin
+kiln build -d harbor.example.com/team/app:1 --no-push
+kiln manifest push-index "$IMAGE:1" "$IMAGE:1-amd64"`: false,
+	} {
+		cmds, err := c.commands(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pushLogins(cmds); (err == nil) != ok {
+			t.Errorf("%s: %v", script, err)
+		}
 	}
 }

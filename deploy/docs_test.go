@@ -1,19 +1,21 @@
 package deploy_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/pkg/cli"
 )
 
-// markdownFiles are the README and the docs, where deploy material is
-// described.
+// markdownFiles are the README, the docs and the documents of deploy/,
+// where deploy material is described.
 func markdownFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
@@ -23,7 +25,65 @@ func markdownFiles(t *testing.T) []string {
 	if readme := filepath.Join(repoRoot, "README.md"); fileExists(readme) {
 		files = append(files, readme)
 	}
-	return files
+	return append(files, deployFiles(t, kindDoc)...)
+}
+
+var (
+	reLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	reHeading = regexp.MustCompile(`(?m)^#{1,6} +(.+?) *$`)
+)
+
+// anchors are the GitHub anchors of a Markdown file's headings.
+func anchors(md string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range reHeading.FindAllStringSubmatch(md, -1) {
+		var b strings.Builder
+		for _, r := range strings.ToLower(m[1]) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out[b.String()] = true
+	}
+	return out
+}
+
+// TestDocsLinks: every relative link of the docs leads to a file of the
+// repository, and every #anchor to a heading of its file.
+func TestDocsLinks(t *testing.T) {
+	links := 0
+	for _, f := range markdownFiles(t) {
+		md := readFile(t, f)
+		// Code blocks hold no links.
+		for _, b := range codeBlocks(md) {
+			md = strings.Replace(md, b.text, "", 1)
+		}
+		for _, m := range reLink.FindAllStringSubmatch(md, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			links++
+			file, anchor, _ := strings.Cut(target, "#")
+			p := f
+			if file != "" {
+				p = filepath.Join(filepath.Dir(f), file)
+				if !fileExists(p) {
+					t.Errorf("%s: link %q: no such file", f, target)
+					continue
+				}
+			}
+			if anchor != "" && !anchors(readFile(t, p))[anchor] {
+				t.Errorf("%s: link %q: no heading with that anchor in %s", f, target, p)
+			}
+		}
+	}
+	if links == 0 {
+		t.Error("no relative link in the docs")
+	}
 }
 
 func fileExists(p string) bool {
@@ -173,5 +233,36 @@ func TestMigrationTable(t *testing.T) {
 				t.Errorf("--%s: a flag of kiln build missing from the migration table", f.Name)
 			}
 		})
+	}
+}
+
+// TestCIRecipes: the README's "CI recipes" section links every file of
+// deploy/, so that none is missing from the index users read.
+func TestCIRecipes(t *testing.T) {
+	md := readFile(t, filepath.Join(repoRoot, "README.md"))
+	start := strings.Index(md, "\n## CI recipes\n")
+	if start < 0 {
+		t.Fatal(`README.md: no section "## CI recipes"`)
+	}
+	section := md[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	linked := map[string]bool{}
+	for _, m := range reLink.FindAllStringSubmatch(section, -1) {
+		file, _, _ := strings.Cut(m[1], "#")
+		linked[filepath.Clean(file)] = true
+	}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") {
+			return err
+		}
+		if !linked[filepath.Join("deploy", path)] {
+			t.Errorf("deploy/%s: not linked from the README's CI recipes", filepath.ToSlash(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -22,6 +22,8 @@ const (
 	kindGitLab        kind = "GitLab CI file"
 	kindJenkinsfile   kind = "Jenkinsfile"
 	kindDockerfile    kind = "Dockerfile"
+	kindJenkinsJob    kind = "Jenkins job config.xml"
+	kindDoc           kind = "Markdown document"
 )
 
 // kindOf classifies a path relative to deploy/; "" means no test reads it.
@@ -38,6 +40,10 @@ func kindOf(path string) kind {
 		return kindJenkinsfile
 	case base == "Dockerfile":
 		return kindDockerfile
+	case base == "config.xml" && strings.HasPrefix(path, "jenkins/"):
+		return kindJenkinsJob
+	case strings.HasSuffix(base, ".md"):
+		return kindDoc
 	case strings.HasPrefix(path, "tekton/") && strings.HasSuffix(base, ".yaml"):
 		return kindTekton
 	case strings.HasSuffix(base, ".yaml"):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +29,14 @@ var gitlabPredefined = map[string]string{
 	"CI_DEFAULT_BRANCH":    "main",
 }
 
+// gitlabSettingsVariables are variables a project defines in its CI/CD
+// settings (masked secrets, never in the file), with sample values. A file
+// that uses one names it in its comments, for the reader to set it.
+var gitlabSettingsVariables = map[string]string{
+	"SWR_AK": "HPUAEXAMPLEACCESSKEY",
+	"SWR_SK": "example-secret-access-key",
+}
+
 // TestGitLabPipelines loads each GitLab CI file with its includes, checks
 // that its jobs agree with each other and parses every kiln command line of
 // every job, in each variant of its variables (matrix, rules).
@@ -41,13 +50,21 @@ func TestGitLabPipelines(t *testing.T) {
 			if len(p.Stages) == 0 {
 				t.Errorf("no stages: declare them")
 			}
+			rule := ruleFor(f)
+			text := readFile(t, f)
 			commands := 0
 			for _, name := range sortedKeys(p.Jobs) {
 				job := p.Jobs[name]
 				if !strings.HasPrefix(name, ".") {
 					p.checkJob(t, name, job)
 				}
-				commands += p.checkJobCommands(t, name, job)
+				commands += p.checkJobCommands(t, rule, name, job)
+				for v := range gitlabSettingsVariables {
+					used := regexp.MustCompile(`\$\{?` + v + `\b`)
+					if used.MatchString(strings.Join(job.Script, "\n")) && !regexp.MustCompile(`(?m)^#.*\b`+v+`\b`).MatchString(text) {
+						t.Errorf("job %q uses %s, a CI/CD settings variable: say in the file's comments what to set it to", name, v)
+					}
+				}
 			}
 			if commands == 0 {
 				t.Errorf("no kiln command line")
@@ -69,7 +86,7 @@ func (p *gitlabPipeline) checkJob(t *testing.T, name string, job *gitlabJob) {
 	if job.Image == nil || job.Image.Name == "" {
 		t.Errorf("job %q: no image: the runner's default is anyone's guess", name)
 	} else if isKilnImage(job.Image.Name) {
-		if job.Image.Name != "registry.example.com/kiln/kiln:debug" {
+		if job.Image.Name != kilnDebugImage {
 			t.Errorf("job %q: image %q: jobs need the debug image, which has a shell", name, job.Image.Name)
 		}
 		if !slices.Equal(job.Image.Entrypoint, []string{""}) {
@@ -108,7 +125,7 @@ func (p *gitlabPipeline) checkJob(t *testing.T, name string, job *gitlabJob) {
 // checkJobCommands parses the kiln command lines of a job's script in each
 // variant of its variables, checks that a dotenv report is written by the
 // script, and returns how many kiln command lines it has.
-func (p *gitlabPipeline) checkJobCommands(t *testing.T, name string, job *gitlabJob) int {
+func (p *gitlabPipeline) checkJobCommands(t *testing.T, rule fileRule, name string, job *gitlabJob) int {
 	t.Helper()
 	envs, err := p.environments(job)
 	if err != nil {
@@ -117,8 +134,20 @@ func (p *gitlabPipeline) checkJobCommands(t *testing.T, name string, job *gitlab
 	}
 	commands := 0
 	for _, env := range envs {
+		checker := deployChecker(env).withRule(rule)
 		for i, line := range job.Script {
-			commands += deployChecker(env).checkScript(t, fmt.Sprintf("job %q: script[%d]", name, i), line)
+			commands += checker.checkScript(t, fmt.Sprintf("job %q: script[%d]", name, i), line)
+		}
+		if rule.loginInJob && !strings.HasPrefix(name, ".") {
+			// The lines run in one shell, in order. (Hidden jobs, from
+			// included templates, do not run.)
+			cmds, err := checker.commands(strings.Join(job.Script, "\n"))
+			if err == nil {
+				err = pushLogins(cmds)
+			}
+			if err != nil {
+				t.Errorf("job %q: %v", name, err)
+			}
 		}
 		if job.Artifacts != nil && job.Artifacts.Reports != nil && job.Artifacts.Reports.Dotenv != "" {
 			dotenv := path.Join(env["CI_PROJECT_DIR"], job.Artifacts.Reports.Dotenv)
@@ -135,7 +164,7 @@ func (p *gitlabPipeline) checkJobCommands(t *testing.T, name string, job *gitlab
 // matrix and each of its rules, theirs.
 func (p *gitlabPipeline) environments(job *gitlabJob) ([]map[string]string, error) {
 	base := map[string]string{}
-	for _, vars := range []map[string]string{gitlabPredefined, p.Variables, job.Variables} {
+	for _, vars := range []map[string]string{gitlabPredefined, gitlabSettingsVariables, p.Variables, job.Variables} {
 		for k, v := range vars {
 			base[k] = v
 		}

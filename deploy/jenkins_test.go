@@ -9,7 +9,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/kiln-build/kiln/pkg/cli"
 )
 
 // jenkinsJobs maps the Jenkins jobs the pipelines start to the Jenkinsfile
@@ -18,6 +21,14 @@ var jenkinsJobs = map[string]string{
 	"app-build":  "jenkins/chained/build.Jenkinsfile",
 	"app-image":  "jenkins/chained/image.Jenkinsfile",
 	"app-deploy": "jenkins/chained/deploy.Jenkinsfile",
+}
+
+// jenkinsPodTemplates are the pod templates kept in Jenkins' cloud
+// configuration, by label, and the file pasted into their "Raw YAML for the
+// Pod" field (jenkins/README.md).
+var jenkinsPodTemplates = map[string]string{
+	"kiln":           "deploy/jenkins/pod.yaml",
+	"kiln-freestyle": "deploy/jenkins/freestyle/pod.yaml",
 }
 
 // jenkinsBuiltins are values for the environment variables Jenkins and its
@@ -33,8 +44,9 @@ var jenkinsBuiltins = map[string]string{
 type jenkinsfile struct {
 	path        string
 	src         *groovySource
-	pods        map[string]*corev1.Pod // yamlFile of its kubernetes agents
+	pods        map[string]*corev1.Pod // yamlFile of its kubernetes agents, or a label's template
 	environment map[string]string      // environment { NAME = 'literal' }
+	credentials map[string]string      // variables bound by withCredentials, with samples
 	params      []string               // parameters { string(name: ...) }
 	axes        map[string][]string    // matrix axes
 	shSteps     []shStep
@@ -59,6 +71,8 @@ var (
 	reBuildJob     = regexp.MustCompile(`\bbuild\s+job:\s*(«\d+»)[^\[]*parameters:\s*\[([^\]]*)\]`)
 	reCopyArtPerm  = regexp.MustCompile(`\bcopyArtifactPermission\(\s*(«\d+»)\s*\)`)
 	reBuildJobWord = regexp.MustCompile(`\bbuild\s+job:`)
+	reAgentLabel   = regexp.MustCompile(`\bagent\s*\{\s*label\s+(«\d+»)\s*\}`)
+	reCredential   = regexp.MustCompile(`\b(usernamePassword|string|file)\(([^)]*credentialsId:[^)]*)\)`)
 )
 
 func loadJenkinsfile(t *testing.T, path string) *jenkinsfile {
@@ -67,9 +81,33 @@ func loadJenkinsfile(t *testing.T, path string) *jenkinsfile {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	j := &jenkinsfile{path: path, src: src, pods: map[string]*corev1.Pod{}, environment: map[string]string{}, axes: map[string][]string{}}
+	j := &jenkinsfile{path: path, src: src, pods: map[string]*corev1.Pod{}, environment: map[string]string{},
+		credentials: map[string]string{}, axes: map[string][]string{}}
+	var podFiles []string
 	for _, m := range reYAMLFile.FindAllStringSubmatch(src.code, -1) {
-		file := src.str(m[1]).value
+		podFiles = append(podFiles, src.str(m[1]).value)
+	}
+	for _, m := range reAgentLabel.FindAllStringSubmatch(src.code, -1) {
+		label := src.str(m[1]).value
+		file, ok := jenkinsPodTemplates[label]
+		if !ok {
+			t.Errorf("%s: agent label %q: no pod template of jenkinsPodTemplates has it", path, label)
+			continue
+		}
+		podFiles = append(podFiles, file)
+	}
+	for _, m := range reCredential.FindAllStringSubmatch(src.code, -1) {
+		args := map[string]string{}
+		for _, a := range reNamedArg.FindAllStringSubmatch(m[2], -1) {
+			args[a[1]] = src.str(a[2]).value
+		}
+		for _, k := range []string{"usernameVariable", "passwordVariable", "variable"} {
+			if v := args[k]; v != "" {
+				j.credentials[v] = "sample-" + strings.ToLower(v)
+			}
+		}
+	}
+	for _, file := range podFiles {
 		p := fromRepoRoot(t, path+": yamlFile", file)
 		if p == "" {
 			continue
@@ -143,6 +181,9 @@ func (j *jenkinsfile) environments(step shStep) []map[string]string {
 	for k, v := range j.environment {
 		base[k] = v
 	}
+	for k, v := range j.credentials {
+		base[k] = v
+	}
 	for _, p := range j.params {
 		base[p] = "sample-" + strings.ToLower(strings.ReplaceAll(p, "_", "-"))
 	}
@@ -187,14 +228,36 @@ func TestJenkinsfiles(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			j := loadJenkinsfile(t, path)
 			if len(j.pods) == 0 {
-				t.Fatalf("no kubernetes agent with a yamlFile")
+				t.Fatalf("no kubernetes agent: a yamlFile, or a label of jenkinsPodTemplates")
+			}
+			rule := ruleFor(path)
+			// The agent (user 1000) and a root kiln share the workspace.
+			for file, pod := range j.pods {
+				rootKiln := false
+				for _, c := range pod.Spec.Containers {
+					rootKiln = rootKiln || (isKilnImage(c.Image) && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil && *c.SecurityContext.RunAsUser == 0)
+				}
+				if sc := pod.Spec.SecurityContext; rootKiln && (sc == nil || sc.FSGroup == nil || *sc.FSGroup == 0) {
+					t.Errorf("%s: set securityContext.fsGroup to the agent's group (1000), so that the workspace stays the agent's (jenkins/README.md)", file)
+				}
 			}
 			kilnSteps := j.checkContainers(t)
 			kilnCommands := 0
 			for i, step := range j.shSteps {
 				where := fmt.Sprintf("sh step %d", i+1)
 				for _, env := range j.environments(step) {
-					kilnCommands += deployChecker(env).checkScript(t, where, step.script)
+					checker := deployChecker(env).withRule(rule)
+					kilnCommands += checker.checkScript(t, where, step.script)
+					cmds, err := checker.commands(step.script)
+					if err != nil {
+						continue // reported by checkScript
+					}
+					checkWorkspaceOwner(t, where, step.script, cmds, env)
+					if rule.loginInJob {
+						if err := pushLogins(cmds); err != nil {
+							t.Errorf("%s: %v", where, err)
+						}
+					}
 				}
 				checkShebangScript(t, where, step.script)
 			}
@@ -203,6 +266,72 @@ func TestJenkinsfiles(t *testing.T) {
 			}
 			j.checkJobCalls(t)
 		})
+	}
+}
+
+// outputFlags are the flags with which kiln writes files.
+var outputFlags = []string{"digest-file", "image-name-with-digest-file", "image-name-tag-with-digest-file", "tar-path", "oci-layout-path"}
+
+// checkWorkspaceOwner checks that a script whose kiln (root, in the kiln
+// container) writes files into the shared workspace gives them to the
+// workspace's owner, the agent's user, with chown.
+func checkWorkspaceOwner(t *testing.T, where, script string, cmds [][]string, env map[string]string) {
+	t.Helper()
+	ws := env["WORKSPACE"]
+	var written []string
+	for _, argv := range cmds {
+		args := argv[1:]
+		if kilnBinaries[argv[0]] && (len(args) == 0 || args[0] != "version") {
+			args = append([]string{"build"}, args...)
+		}
+		cmd, rest, err := cli.NewRootCommand().Find(args)
+		if err != nil || cmd.Name() != "build" || cmd.ParseFlags(rest) != nil {
+			continue
+		}
+		for _, f := range outputFlags {
+			if v, _ := cmd.Flags().GetString(f); v != "" && strings.HasPrefix(v, ws+"/") {
+				written = append(written, v)
+			}
+		}
+	}
+	if len(written) == 0 {
+		return
+	}
+	chowned := map[string]bool{}
+	file, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(script), "")
+	if err != nil {
+		return
+	}
+	cfg := &expand.Config{Env: mapEnviron(env, false), NoUnset: true}
+	syntax.Walk(file, func(n syntax.Node) bool {
+		call, ok := n.(*syntax.CallExpr)
+		if !ok || len(call.Args) < 3 || call.Args[0].Lit() != "chown" {
+			return true
+		}
+		recursive := false
+		for _, w := range call.Args[1:] {
+			v, err := expand.Literal(cfg, w)
+			if err != nil {
+				continue // the owner, $(stat ...)
+			}
+			if v == "-R" {
+				recursive = true
+			}
+			chowned[v] = true
+			if recursive {
+				chowned[v+"/"] = true
+			}
+		}
+		return true
+	})
+	for _, w := range written {
+		ok := chowned[w]
+		for c := range chowned {
+			ok = ok || (strings.HasSuffix(c, "/") && strings.HasPrefix(w, c))
+		}
+		if !ok {
+			t.Errorf("%s: kiln, as root, writes %s into the workspace: chown it to the workspace's owner (jenkins/README.md)", where, w)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,19 +66,21 @@ func decodeObjects(t *testing.T, path string) []runtime.Object {
 
 // manifests are the Kubernetes objects of deploy/, by file.
 type manifests struct {
-	files   []string
-	objs    map[string][]runtime.Object
-	secrets map[string]*corev1.Secret
-	claims  map[string]*corev1.PersistentVolumeClaim
+	files      []string
+	objs       map[string][]runtime.Object
+	secrets    map[string]*corev1.Secret
+	configMaps map[string]*corev1.ConfigMap
+	claims     map[string]*corev1.PersistentVolumeClaim
 }
 
 func loadManifests(t *testing.T) *manifests {
 	t.Helper()
 	m := &manifests{
-		files:   deployFiles(t, kindManifest),
-		objs:    map[string][]runtime.Object{},
-		secrets: map[string]*corev1.Secret{},
-		claims:  map[string]*corev1.PersistentVolumeClaim{},
+		files:      deployFiles(t, kindManifest),
+		objs:       map[string][]runtime.Object{},
+		secrets:    map[string]*corev1.Secret{},
+		configMaps: map[string]*corev1.ConfigMap{},
+		claims:     map[string]*corev1.PersistentVolumeClaim{},
 	}
 	for _, f := range m.files {
 		m.objs[f] = decodeObjects(t, f)
@@ -85,23 +88,14 @@ func loadManifests(t *testing.T) *manifests {
 			switch o := obj.(type) {
 			case *corev1.Secret:
 				m.secrets[o.Name] = o
+			case *corev1.ConfigMap:
+				m.configMaps[o.Name] = o
 			case *corev1.PersistentVolumeClaim:
 				m.claims[o.Name] = o
 			}
 		}
 	}
 	return m
-}
-
-// kilnImages are the placeholders of kiln's images, obviously to be
-// replaced, never a real image.
-var kilnImages = map[string]bool{
-	"registry.example.com/kiln/kiln:executor": true,
-	"registry.example.com/kiln/kiln:debug":    true,
-}
-
-func isKilnImage(image string) bool {
-	return strings.HasPrefix(image, "registry.example.com/kiln/")
 }
 
 // TestKubernetesManifests decodes every manifest of deploy/ strictly and
@@ -112,17 +106,23 @@ func TestKubernetesManifests(t *testing.T) {
 	m := loadManifests(t)
 	for _, f := range m.files {
 		t.Run(f, func(t *testing.T) {
+			rule := ruleFor(f)
 			for _, obj := range m.objs[f] {
 				switch o := obj.(type) {
 				case *corev1.Pod:
-					m.checkPod(t, &o.Spec)
+					m.checkPod(t, rule, &o.Spec)
 				case *batchv1.Job:
-					m.checkPod(t, &o.Spec.Template.Spec)
+					m.checkPod(t, rule, &o.Spec.Template.Spec)
 					if o.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
 						t.Errorf("Job %q: restartPolicy %q: a failed build must not restart in place", o.Name, o.Spec.Template.Spec.RestartPolicy)
 					}
 				case *corev1.Secret:
 					checkRegistrySecret(t, o)
+				case *corev1.ConfigMap:
+					if !rule.configMapCredentials {
+						t.Errorf("ConfigMap %q: registry credentials belong in a Secret (credentials/README.md)", o.Name)
+					}
+					checkDockerConfigJSON(t, "ConfigMap "+o.Name, o.Data["config.json"])
 				case *corev1.PersistentVolumeClaim:
 					// Checked where pods claim it.
 				default:
@@ -133,9 +133,10 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
-// checkPod checks a pod: its volumes name Secrets and claims of deploy/,
-// its mounts name its volumes, and its kiln containers keep to the facts.
-func (m *manifests) checkPod(t *testing.T, spec *corev1.PodSpec) {
+// checkPod checks a pod: its volumes name Secrets, ConfigMaps and claims of
+// deploy/, its mounts name its volumes, and its kiln containers keep to the
+// facts.
+func (m *manifests) checkPod(t *testing.T, rule fileRule, spec *corev1.PodSpec) {
 	t.Helper()
 	volumes := map[string]*corev1.Volume{}
 	for i, v := range spec.Volumes {
@@ -143,12 +144,15 @@ func (m *manifests) checkPod(t *testing.T, spec *corev1.PodSpec) {
 		switch {
 		case v.Secret != nil && m.secrets[v.Secret.SecretName] == nil:
 			t.Errorf("volume %q: no Secret %q in deploy/", v.Name, v.Secret.SecretName)
+		case v.ConfigMap != nil && m.configMaps[v.ConfigMap.Name] == nil:
+			t.Errorf("volume %q: no ConfigMap %q in deploy/", v.Name, v.ConfigMap.Name)
 		case v.PersistentVolumeClaim != nil && m.claims[v.PersistentVolumeClaim.ClaimName] == nil:
 			t.Errorf("volume %q: no PersistentVolumeClaim %q in deploy/", v.Name, v.PersistentVolumeClaim.ClaimName)
 		}
 	}
+	all := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
 	kiln := false
-	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+	for _, c := range all {
 		for _, vm := range c.VolumeMounts {
 			if volumes[vm.Name] == nil {
 				t.Errorf("container %q: mount of undefined volume %q", c.Name, vm.Name)
@@ -157,10 +161,13 @@ func (m *manifests) checkPod(t *testing.T, spec *corev1.PodSpec) {
 		if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("container %q: give memory requests and limits", c.Name)
 		}
-		if isKilnImage(c.Image) {
+		switch {
+		case isKilnImage(c.Image) && isKilnCopy(&c):
+			checkKilnCopy(t, &c, all)
+		case isKilnImage(c.Image):
 			kiln = true
-			checkKilnContainer(t, &c, volumes)
-			checkContainerCommand(t, &c)
+			m.checkKilnContainer(t, rule, &c, volumes)
+			checkContainerCommand(t, rule, &c)
 		}
 	}
 	if pod := spec.SecurityContext; pod == nil || pod.SeccompProfile == nil || pod.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
@@ -171,12 +178,74 @@ func (m *manifests) checkPod(t *testing.T, spec *corev1.PodSpec) {
 	}
 }
 
+// isKilnCopy reports whether c copies kiln's binary out of its image with
+// the debug image's busybox, for another container to run.
+func isKilnCopy(c *corev1.Container) bool {
+	return len(c.Command) > 0 && c.Command[0] == "/busybox/cp"
+}
+
+// checkKilnCopy checks a container that copies kiln's binary into a volume:
+// the copy lands where another container mounts that volume, and that
+// container runs kiln as a non-root user (as root, kiln would run RUN steps
+// in place, in that container: the Jenkins agent's own filesystem).
+func checkKilnCopy(t *testing.T, c *corev1.Container, all []corev1.Container) {
+	t.Helper()
+	argv := append(append([]string{}, c.Command...), c.Args...)
+	if c.Image != kilnDebugImage {
+		t.Errorf("container %q: only %s has /busybox/cp", c.Name, kilnDebugImage)
+	}
+	if len(argv) != 3 || argv[1] != "/kiln/executor" {
+		t.Errorf("container %q: %q: copy /kiln/executor, the static binary, to one place", c.Name, argv)
+		return
+	}
+	dst := argv[2]
+	var volume string
+	for _, vm := range c.VolumeMounts {
+		if strings.HasPrefix(dst, vm.MountPath+"/") {
+			volume = vm.Name
+		}
+	}
+	if volume == "" {
+		t.Errorf("container %q: %q is in no volume: the copy is lost", c.Name, dst)
+		return
+	}
+	used := false
+	for _, o := range all {
+		for _, vm := range o.VolumeMounts {
+			if o.Name == c.Name || vm.Name != volume {
+				continue
+			}
+			used = true
+			if binary := path.Join(vm.MountPath, strings.TrimPrefix(dst, mountPathOf(c, volume))); kilnBinaries[binary] {
+				t.Errorf("container %q: %s is a kiln binary name the tests know as %v", o.Name, binary, kilnBinaries[binary])
+			} else if _, ok := kilnBinaries[binary]; !ok {
+				t.Errorf("container %q runs kiln as %s: add it to kilnBinaries so that the tests check its command lines", o.Name, binary)
+			}
+			if sc := o.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+				t.Errorf("container %q runs kiln in its own filesystem: it must not be root (runAsUser non-zero and runAsNonRoot), or RUN steps would replace that filesystem", o.Name)
+			}
+		}
+	}
+	if !used {
+		t.Errorf("container %q: no other container mounts volume %q", c.Name, volume)
+	}
+}
+
+func mountPathOf(c *corev1.Container, volume string) string {
+	for _, vm := range c.VolumeMounts {
+		if vm.Name == volume {
+			return vm.MountPath
+		}
+	}
+	return ""
+}
+
 // checkKilnContainer checks the kiln container against the facts the
 // comments state.
-func checkKilnContainer(t *testing.T, c *corev1.Container, volumes map[string]*corev1.Volume) {
+func (m *manifests) checkKilnContainer(t *testing.T, rule fileRule, c *corev1.Container, volumes map[string]*corev1.Volume) {
 	t.Helper()
 	if !kilnImages[c.Image] {
-		t.Errorf("container %q: image %q: use a placeholder of %v", c.Name, c.Image, sortedKeys(kilnImages))
+		t.Errorf("container %q: image %q: use the release's, one of %v", c.Name, c.Image, sortedKeys(kilnImages))
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
@@ -198,9 +267,16 @@ func checkKilnContainer(t *testing.T, c *corev1.Container, volumes map[string]*c
 	}
 	var dockerConfig *corev1.VolumeMount
 	for i, vm := range c.VolumeMounts {
-		if vm.MountPath == "/kiln/.docker" {
+		if vm.MountPath == "/kiln/.docker" || vm.MountPath == "/kaniko/.docker" {
 			dockerConfig = &c.VolumeMounts[i]
 		}
+	}
+	if rule.loginInJob {
+		// kiln login writes the image's own /kiln/.docker/config.json.
+		if dockerConfig != nil {
+			t.Errorf("container %q: the jobs log in with kiln login, which writes %s: mount nothing there", c.Name, dockerConfig.MountPath)
+		}
+		return
 	}
 	if dockerConfig == nil {
 		t.Errorf("container %q: no docker config mounted at /kiln/.docker", c.Name)
@@ -209,7 +285,15 @@ func checkKilnContainer(t *testing.T, c *corev1.Container, volumes map[string]*c
 	if !dockerConfig.ReadOnly {
 		t.Errorf("container %q: mount the docker config read-only", c.Name)
 	}
-	checkDockerConfigSecretVolume(t, volumes[dockerConfig.Name])
+	v := volumes[dockerConfig.Name]
+	if v != nil && v.ConfigMap != nil && rule.configMapCredentials {
+		cm := m.configMaps[v.ConfigMap.Name]
+		if cm != nil && cm.Data["config.json"] == "" && len(v.ConfigMap.Items) == 0 {
+			t.Errorf("container %q: ConfigMap %q has no key config.json", c.Name, cm.Name)
+		}
+		return
+	}
+	checkDockerConfigSecretVolume(t, v)
 }
 
 // checkDockerConfigSecretVolume checks that a volume turns a
@@ -217,7 +301,7 @@ func checkKilnContainer(t *testing.T, c *corev1.Container, volumes map[string]*c
 func checkDockerConfigSecretVolume(t *testing.T, v *corev1.Volume) {
 	t.Helper()
 	if v == nil || v.Secret == nil {
-		t.Errorf("the docker config must come from a kubernetes.io/dockerconfigjson Secret")
+		t.Errorf("the docker config must come from a kubernetes.io/dockerconfigjson Secret (credentials/README.md)")
 		return
 	}
 	checkDockerConfigItems(t, v.Name, v.Secret.Items)
@@ -231,8 +315,9 @@ func checkDockerConfigItems(t *testing.T, where string, items []corev1.KeyToPath
 }
 
 // checkContainerCommand checks the kiln command a container runs.
-func checkContainerCommand(t *testing.T, c *corev1.Container) {
+func checkContainerCommand(t *testing.T, rule fileRule, c *corev1.Container) {
 	t.Helper()
+	checker := deployChecker(nil).withRule(rule)
 	argv := append(append([]string{}, c.Command...), c.Args...)
 	switch {
 	case len(c.Command) == 0:
@@ -245,7 +330,7 @@ func checkContainerCommand(t *testing.T, c *corev1.Container) {
 		}
 		return
 	case len(argv) == 3 && argv[0] == "/busybox/sh" && argv[1] == "-c":
-		if deployChecker(nil).checkScript(t, "container "+c.Name, argv[2]) == 0 {
+		if checker.checkScript(t, "container "+c.Name, argv[2]) == 0 {
 			t.Errorf("container %q: its script runs no kiln command", c.Name)
 		}
 		return
@@ -254,7 +339,7 @@ func checkContainerCommand(t *testing.T, c *corev1.Container) {
 		t.Errorf("container %q: command %q: not kiln (%v)", c.Name, argv, err)
 		return
 	}
-	if err := deployChecker(nil).check(argv); err != nil {
+	if err := checker.check(argv); err != nil {
 		t.Errorf("container %q: %q: %v", c.Name, strings.Join(argv, " "), err)
 	}
 }
@@ -270,6 +355,12 @@ func checkRegistrySecret(t *testing.T, s *corev1.Secret) {
 	if !ok {
 		data = string(s.Data[corev1.DockerConfigJsonKey])
 	}
+	checkDockerConfigJSON(t, "Secret "+s.Name, data)
+}
+
+// checkDockerConfigJSON checks a docker config.json kiln is to read.
+func checkDockerConfigJSON(t *testing.T, where, data string) {
+	t.Helper()
 	var config struct {
 		Auths map[string]struct {
 			Username string `json:"username"`
@@ -279,14 +370,17 @@ func checkRegistrySecret(t *testing.T, s *corev1.Secret) {
 	dec := json.NewDecoder(strings.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&config); err != nil {
-		t.Fatalf("Secret %q: %s: %v", s.Name, corev1.DockerConfigJsonKey, err)
+		t.Fatalf("%s: %v", where, err)
 	}
 	if len(config.Auths) == 0 {
-		t.Errorf("Secret %q: no registry in auths", s.Name)
+		t.Errorf("%s: no registry in auths", where)
 	}
 	for host, a := range config.Auths {
 		if a.Username == "" || a.Password == "" {
-			t.Errorf("Secret %q: registry %q: username and password", s.Name, host)
+			t.Errorf("%s: registry %q: username and password", where, host)
+		}
+		if strings.TrimSpace(host) != host {
+			t.Errorf("%s: registry %q: a stray space", where, host)
 		}
 	}
 }
@@ -360,9 +454,8 @@ func TestKustomizeOverlay(t *testing.T) {
 	write("/overlay/kustomization.yaml", `resources:
   - ../base
 images:
-  - name: registry.example.com/kiln/kiln
+  - name: `+kilnRepository+`
     newName: harbor.example.com/tools/kiln
-    newTag: executor
 secretGenerator:
   - name: kiln-registry
     type: kubernetes.io/dockerconfigjson
@@ -385,7 +478,7 @@ secretGenerator:
 	}
 	checkRegistrySecret(t, secret)
 	pod := job.Spec.Template.Spec
-	if got := pod.Containers[0].Image; got != "harbor.example.com/tools/kiln:executor" {
+	if got := pod.Containers[0].Image; got != "harbor.example.com/tools/kiln:"+releaseTag {
 		t.Errorf("image %q: the images transformer did not apply", got)
 	}
 	for _, v := range pod.Volumes {

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // tektonSamples are values for the Task parameters without a default and
@@ -140,6 +143,27 @@ func (tk *tekton) checkRun(t *testing.T, run *pipelinev1.PipelineRun) {
 			vars[k] = v
 		}
 	}
+	// The results of this file's Tasks are the ones they declare (with the
+	// samples' values where there are some); a remote Task's come from the
+	// samples.
+	for _, pt := range p.Spec.Tasks {
+		if pt.TaskRef == nil || pt.TaskRef.Resolver != "" || tk.tasks[pt.TaskRef.Name] == nil {
+			continue
+		}
+		prefix := "tasks." + pt.Name + ".results."
+		for k := range vars {
+			if strings.HasPrefix(k, prefix) {
+				delete(vars, k)
+			}
+		}
+		for _, r := range tk.tasks[pt.TaskRef.Name].Spec.Results {
+			v := tektonSamples[prefix+r.Name]
+			if v == "" {
+				v = "sample-" + strings.ToLower(r.Name)
+			}
+			vars[prefix+r.Name] = v
+		}
+	}
 	kiln := 0
 	for _, pt := range p.Spec.Tasks {
 		if pt.TaskRef == nil || pt.TaskRef.Resolver != "" {
@@ -269,6 +293,8 @@ func checkTaskSteps(t *testing.T, task *pipelinev1.Task, params map[string]param
 	for _, r := range task.Spec.Results {
 		vars["results."+r.Name+".path"] = "/tekton/results/" + r.Name
 	}
+	// written are the result files the steps write.
+	written := map[string]bool{}
 	kiln := 0
 	for _, step := range task.Spec.Steps {
 		image, err := substitute(step.Image, vars)
@@ -276,21 +302,19 @@ func checkTaskSteps(t *testing.T, task *pipelinev1.Task, params map[string]param
 			t.Errorf("step %q: image: %v", step.Name, err)
 			continue
 		}
+		if step.Script != "" {
+			kiln += checkScriptStep(t, step, image, vars, written)
+			continue
+		}
 		if !isKilnImage(image) {
 			continue
 		}
 		kiln++
 		if !kilnImages[image] {
-			t.Errorf("step %q: image %q: use a placeholder of %v", step.Name, image, sortedKeys(kilnImages))
+			t.Errorf("step %q: image %q: use the release's, one of %v", step.Name, image, sortedKeys(kilnImages))
 		}
-		sc := step.SecurityContext
-		if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
-			t.Errorf("step %q: RUN steps need runAsUser: 0, state it", step.Name)
-		}
-		if sc != nil && ((sc.Privileged != nil && *sc.Privileged) || (sc.Capabilities != nil && len(sc.Capabilities.Add) > 0)) {
-			t.Errorf("step %q: kiln needs no privilege nor added capability", step.Name)
-		}
-		if step.Script != "" || len(step.Command) == 0 {
+		checkKilnStepSecurity(t, step)
+		if len(step.Command) == 0 {
 			t.Errorf("step %q: name kiln's command (the executor image has no shell for a script)", step.Name)
 			continue
 		}
@@ -313,8 +337,102 @@ func checkTaskSteps(t *testing.T, task *pipelinev1.Task, params map[string]param
 		if err := deployChecker(nil).check(argv); err != nil {
 			t.Errorf("step %q: %q: %v", step.Name, strings.Join(argv, " "), err)
 		}
+		// A result file is written by a flag naming it (--digest-file=PATH).
+		for _, a := range argv {
+			if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "--") {
+				written[v] = true
+			}
+		}
+	}
+	results := map[string]bool{}
+	for _, r := range task.Spec.Results {
+		results[r.Name] = true
+		if p := vars["results."+r.Name+".path"]; !written[p] {
+			t.Errorf("result %q: no step writes %s", r.Name, p)
+		}
+	}
+	// Tekton Chains signs and records the image a Task names in these two
+	// results.
+	if kiln > 0 && (!results["IMAGE_URL"] || !results["IMAGE_DIGEST"]) {
+		t.Errorf("Task %q pushes an image: declare the results IMAGE_URL and IMAGE_DIGEST (what Tekton Chains reads)", task.Name)
 	}
 	return kiln
+}
+
+// checkKilnStepSecurity checks the security context of a step that runs
+// kiln.
+func checkKilnStepSecurity(t *testing.T, step pipelinev1.Step) {
+	t.Helper()
+	sc := step.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
+		t.Errorf("step %q: RUN steps need runAsUser: 0, state it", step.Name)
+	}
+	if sc != nil && ((sc.Privileged != nil && *sc.Privileged) || (sc.Capabilities != nil && len(sc.Capabilities.Add) > 0)) {
+		t.Errorf("step %q: kiln needs no privilege nor added capability", step.Name)
+	}
+}
+
+// checkScriptStep checks a step that runs a script: in kiln's images only
+// the debug one has a shell, values come through the environment rather
+// than the script's text, and its kiln command lines parse. It records the
+// files the script writes and returns how many kiln command lines it has.
+func checkScriptStep(t *testing.T, step pipelinev1.Step, image string, vars map[string]string, written map[string]bool) int {
+	t.Helper()
+	if isKilnImage(image) && image != kilnDebugImage {
+		t.Errorf("step %q: image %q has no shell: a script needs %s", step.Name, image, kilnDebugImage)
+	}
+	if isKilnImage(image) && !strings.HasPrefix(step.Script, "#!/busybox/sh\n") {
+		t.Errorf("step %q: kiln's debug image has no /bin/sh: begin the script with #!/busybox/sh", step.Name)
+	}
+	if strings.Contains(step.Script, "$(params.") {
+		t.Errorf("step %q: a parameter in the script's text is run as code: pass it in env", step.Name)
+	}
+	script, err := substitute(step.Script, vars)
+	if err != nil {
+		t.Errorf("step %q: %v", step.Name, err)
+		return 0
+	}
+	env := map[string]string{}
+	for _, e := range step.Env {
+		if env[e.Name], err = substitute(e.Value, vars); err != nil {
+			t.Errorf("step %q: env %s: %v", step.Name, e.Name, err)
+		}
+	}
+	n := deployChecker(env).checkScript(t, "step "+step.Name, script)
+	if n > 0 {
+		checkKilnStepSecurity(t, step)
+	}
+	outs, err := redirectTargets(script, env)
+	if err != nil {
+		t.Errorf("step %q: %v", step.Name, err)
+	}
+	for _, o := range outs {
+		written[o] = true
+	}
+	return n
+}
+
+// redirectTargets returns the files a shell script redirects output to
+// (> and >>), expanded in env.
+func redirectTargets(script string, env map[string]string) ([]string, error) {
+	file, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(script), "")
+	if err != nil {
+		return nil, err
+	}
+	cfg := &expand.Config{Env: mapEnviron(env, false), NoUnset: true}
+	var outs []string
+	var errs []error
+	syntax.Walk(file, func(n syntax.Node) bool {
+		if r, ok := n.(*syntax.Redirect); ok && (r.Op == syntax.RdrOut || r.Op == syntax.AppOut) {
+			f, err := expand.Literal(cfg, r.Word)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			outs = append(outs, f)
+		}
+		return true
+	})
+	return outs, errors.Join(errs...)
 }
 
 var tektonVar = regexp.MustCompile(`\$\(([^)]*)\)`)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -13,10 +12,6 @@ import (
 
 	"github.com/kiln-build/kiln/pkg/logging"
 )
-
-// Version is kiln's version, set at link time
-// (-ldflags "-X github.com/kiln-build/kiln/pkg/cli.Version=v1.2.3").
-var Version = "dev"
 
 // globalFlags are the flags every command has.
 type globalFlags struct {
@@ -44,6 +39,7 @@ func NewRootCommand() *cobra.Command {
 	warmer := newWarmCommand("warmer")
 	warmer.Short = "Same as `kiln cache warm` (kaniko's warmer)"
 	root.AddCommand(newBuildCommand(g), newVersionCommand(), newLoginCommand(), newManifestCommand(), newCacheCommand(), warmer)
+	setVersionFlag(root)
 	return root
 }
 
@@ -52,16 +48,7 @@ func NewRootCommand() *cobra.Command {
 // See run for the exit status.
 func Execute(args []string) int {
 	root := NewRootCommand()
-	rest := args[1:]
-	switch filepath.Base(args[0]) {
-	case "executor":
-		if len(rest) == 0 || rest[0] != "version" {
-			rest = append([]string{"build"}, rest...)
-		}
-	case "warmer":
-		rest = append([]string{"cache", "warm"}, rest...)
-	}
-	root.SetArgs(rest)
+	root.SetArgs(commandArgs(args))
 	rejectUnknownCommands(root)
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
@@ -69,15 +56,21 @@ func Execute(args []string) int {
 	return run(root, signals, signalGrace, os.Stderr)
 }
 
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print kiln's version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), Version)
-		},
+// commandArgs are the arguments of kiln's command tree for os.Args: run as
+// "executor", kaniko's binary name, they are those of `kiln build`, except
+// `executor version` and `executor --version`; run as "warmer", kaniko's
+// warmer, those of `kiln cache warm`.
+func commandArgs(args []string) []string {
+	rest := args[1:]
+	switch filepath.Base(args[0]) {
+	case "executor":
+		if len(rest) == 0 || (rest[0] != "version" && rest[0] != "--version") {
+			rest = append([]string{"build"}, rest...)
+		}
+	case "warmer":
+		rest = append([]string{"cache", "warm"}, rest...)
 	}
+	return rest
 }
 
 // runOutput is where RUN commands' output goes: straight to stdout, or as
