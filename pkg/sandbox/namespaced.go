@@ -31,7 +31,7 @@ type namespaced struct {
 }
 
 func newNamespaced(mode Mode, o options) (*namespaced, error) {
-	net, err := planNetwork(DetectContainer, exec.LookPath, os.Getenv)
+	net, err := planNetwork(DetectContainer, exec.LookPath, os.Getenv, openTun)
 	if err != nil {
 		return nil, err
 	}

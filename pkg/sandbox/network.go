@@ -51,7 +51,11 @@ const networkEnv = "KILN_RUN_NETWORK"
 // machine's network without CAP_NET_RAW, with a warning: refusing RUN
 // network altogether would break most builds. $KILN_RUN_NETWORK
 // (networkEnv) overrides the choice.
-func planNetwork(container func() (bool, string), lookPath func(string) (string, error), getenv func(string) string) (netPlan, error) {
+//
+// Both need /dev/net/tun, which kiln must be able to open (checked by
+// openTun): rootless kiln cannot where the device is not world-writable.
+func planNetwork(container func() (bool, string), lookPath func(string) (string, error), getenv func(string) string,
+	openTun func() error) (netPlan, error) {
 	userNet := func(kind, because string) netPlan {
 		p, _ := lookPath(kind)
 		return netPlan{kind: kind, tool: p, why: fmt.Sprintf("RUN network: a network namespace of its own, connected by %s (%s), %s: "+
@@ -64,6 +68,9 @@ func planNetwork(container func() (bool, string), lookPath func(string) (string,
 			pkg := map[string]string{netPasta: "passt", netSlirp: "slirp4netns"}[v]
 			return netPlan{}, fmt.Errorf("%s=%s, but %s is not installed (Debian package %s): %w", networkEnv, v, v, pkg, err)
 		}
+		if err := openTun(); err != nil {
+			return netPlan{}, fmt.Errorf("%s=%s, but kiln cannot open /dev/net/tun, which %s needs: %w", networkEnv, v, v, err)
+		}
 		return userNet(v, "as "+networkEnv+" asks"), nil
 	case netShared:
 		return netPlan{kind: netShared, why: fmt.Sprintf("RUN network: kiln's own, as %s=%s asks", networkEnv, v)}, nil
@@ -73,14 +80,32 @@ func planNetwork(container func() (bool, string), lookPath func(string) (string,
 	if in, why := container(); in {
 		return netPlan{kind: netShared, why: fmt.Sprintf("RUN network: kiln's own, that of the container it runs in (%s)", why)}, nil
 	}
+	missing := "neither pasta nor slirp4netns is installed to give RUN a network of its own"
+	fix := "install the Debian package passt (or slirp4netns)"
 	for _, kind := range []string{netPasta, netSlirp} {
-		if _, err := lookPath(kind); err == nil {
-			return userNet(kind, "kiln runs on a host, not in a container"), nil
+		if _, err := lookPath(kind); err != nil {
+			continue
 		}
+		if err := openTun(); err != nil {
+			missing = fmt.Sprintf("%s is installed, but kiln cannot open /dev/net/tun, which it needs (%v)", kind, err)
+			fix = "make /dev/net/tun usable (mode 0666, as Linux distributions install it)"
+			break
+		}
+		return userNet(kind, "kiln runs on a host, not in a container"), nil
 	}
 	return netPlan{kind: netHostNoRaw, warn: true, why: "RUN network: this machine's network, without CAP_NET_RAW: " +
-		"neither pasta nor slirp4netns is installed to give RUN a network of its own, so a RUN can reach services " +
-		"listening on this machine's loopback interface; install the Debian package passt (or slirp4netns)"}, nil
+		missing + ", so a RUN can reach services listening on this machine's loopback interface; " + fix}, nil
+}
+
+// openTun checks that the process can open /dev/net/tun, as pasta and
+// slirp4netns do to make the RUN's network interface. Opening it creates
+// nothing.
+func openTun() error {
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // userNetwork reports whether the plan gives RUN a network namespace of

@@ -210,7 +210,7 @@ func TestChrootNetworkPlans(t *testing.T) {
 				plan = netPlan{kind: kind}
 			} else {
 				t.Setenv(networkEnv, kind)
-				p, err := planNetwork(func() (bool, string) { return true, "test" }, exec.LookPath, os.Getenv)
+				p, err := planNetwork(func() (bool, string) { return true, "test" }, exec.LookPath, os.Getenv, openTun)
 				if err != nil {
 					t.Skip(err)
 				}
@@ -256,26 +256,31 @@ func TestPlanNetwork(t *testing.T) {
 			return ""
 		}
 	}
+	tunOK := func() error { return nil }
+	noTun := func() error { return os.ErrPermission }
 	for _, tc := range []struct {
 		what      string
 		container func() (bool, string)
 		tools     []string
 		env       string
+		tun       func() error
 		kind      string
 		warn      bool
 		err       string
 	}{
-		{"pod", pod, []string{"pasta"}, "", netShared, false, ""},
-		{"host with pasta", host, []string{"pasta", "slirp4netns"}, "", netPasta, false, ""},
-		{"host with slirp4netns", host, []string{"slirp4netns"}, "", netSlirp, false, ""},
-		{"host with neither", host, nil, "", netHostNoRaw, true, ""},
-		{"forced pasta in a pod", pod, []string{"pasta"}, "pasta", netPasta, false, ""},
-		{"forced slirp4netns", host, []string{"pasta", "slirp4netns"}, "slirp4netns", netSlirp, false, ""},
-		{"forced shared", host, []string{"pasta"}, "shared", netShared, false, ""},
-		{"forced but missing", host, nil, "pasta", "", false, "Debian package passt"},
-		{"unknown", host, nil, "bridge", "", false, `KILN_RUN_NETWORK="bridge"`},
+		{"pod", pod, []string{"pasta"}, "", tunOK, netShared, false, ""},
+		{"host with pasta", host, []string{"pasta", "slirp4netns"}, "", tunOK, netPasta, false, ""},
+		{"host with slirp4netns", host, []string{"slirp4netns"}, "", tunOK, netSlirp, false, ""},
+		{"host with neither", host, nil, "", tunOK, netHostNoRaw, true, ""},
+		{"forced pasta in a pod", pod, []string{"pasta"}, "pasta", tunOK, netPasta, false, ""},
+		{"forced slirp4netns", host, []string{"pasta", "slirp4netns"}, "slirp4netns", tunOK, netSlirp, false, ""},
+		{"forced shared", host, []string{"pasta"}, "shared", tunOK, netShared, false, ""},
+		{"forced but missing", host, nil, "pasta", tunOK, "", false, "Debian package passt"},
+		{"unknown", host, nil, "bridge", tunOK, "", false, `KILN_RUN_NETWORK="bridge"`},
+		{"host with pasta, no /dev/net/tun", host, []string{"pasta"}, "", noTun, netHostNoRaw, true, ""},
+		{"forced pasta, no /dev/net/tun", host, []string{"pasta"}, "pasta", noTun, "", false, "cannot open /dev/net/tun"},
 	} {
-		plan, err := planNetwork(tc.container, installed(tc.tools...), env(tc.env))
+		plan, err := planNetwork(tc.container, installed(tc.tools...), env(tc.env), tc.tun)
 		switch {
 		case tc.err != "":
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
