@@ -54,6 +54,8 @@ type ownEntry struct {
 	content []byte
 	// isSelf says the content is the running kiln's.
 	isSelf bool
+	// opaque says kiln could not read the file: no hash, no content.
+	opaque bool
 	// Symbolic links: the target.
 	target string
 }
@@ -99,6 +101,9 @@ func recordOwnFiles(roots, mounts []string) (*ownFiles, error) {
 			if errors.Is(err, fs.ErrNotExist) && p == root {
 				return nil
 			}
+			if err != nil && d != nil && d.IsDir() && errors.Is(err, fs.ErrPermission) {
+				return filepath.SkipDir // recorded, not its entries: kiln may not list them
+			}
 			if err != nil {
 				return err
 			}
@@ -138,6 +143,12 @@ func (o *ownFiles) record(p string) (*ownEntry, error) {
 		}
 	case e.mode.IsRegular():
 		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrPermission) {
+			// Not kiln's to read (kiln runs as another user): only its
+			// inode is watched, and a change cannot be put back.
+			e.opaque = true
+			return e, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -250,6 +261,8 @@ func (o *ownFiles) unchanged(p string, e *ownEntry) (bool, error) {
 		if err != nil || target != e.target {
 			return false, nil
 		}
+	case e.opaque:
+		return false, nil
 	case e.mode.IsRegular():
 		h, err := hashFile(p)
 		if err != nil || h != e.hash {
