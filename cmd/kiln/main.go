@@ -10,7 +10,10 @@ import (
 )
 
 func main() {
-	// A re-execution of kiln by its sandbox does its job here and exits.
+	// First, before anything reads a credential: Init makes the process
+	// not dumpable, so that a RUN step cannot read kiln's memory,
+	// environment or file descriptors through /proc. A re-execution of
+	// kiln by its sandbox does its job here and exits.
 	sandbox.Init()
 	os.Exit(cli.Execute(os.Args))
 }

@@ -194,9 +194,33 @@ func checkNetworkNone(c checker, sb Sandbox, rootfs string) {
 	}
 }
 
-// checkNetworkDefault checks that the command sees the machine's network
-// interfaces.
+// checkNetworkDefault checks the network of a RUN with the default
+// network: the machine's interfaces when the plan shares kiln's network,
+// otherwise a namespace of its own with loopback and the interface that
+// pasta or slirp4netns configured, with a default route.
 func checkNetworkDefault(c checker, sb Sandbox, rootfs string) {
+	c.Helper()
+	plan := sb.(*namespaced).net
+	got := mustRun(c, sb, shellSpec(rootfs, "ls /sys/class/net"))
+	if !plan.userNetwork() {
+		if want := machineInterfaces(c); got != want {
+			c.Errorf("default network (%s): interfaces %q, want the machine's %q", plan.kind, got, want)
+		}
+		return
+	}
+	ifaces := strings.Fields(got)
+	if len(ifaces) != 2 || !slices.Contains(ifaces, "lo") {
+		c.Fatalf("default network (%s): interfaces %q, want lo and the one %s configured", plan.kind, ifaces, plan.kind)
+	}
+	// A default route: destination 00000000 in /proc/net/route.
+	route := mustRun(c, sb, shellSpec(rootfs, "awk 'NR > 1 && $2 == \"00000000\" { print $1 }' /proc/net/route"))
+	if strings.TrimSpace(route) == "" || strings.TrimSpace(route) == "lo" {
+		c.Errorf("default network (%s): default route through %q", plan.kind, route)
+	}
+}
+
+// machineInterfaces lists the machine's network interfaces, one a line.
+func machineInterfaces(c checker) string {
 	c.Helper()
 	entries, err := os.ReadDir("/sys/class/net")
 	if err != nil {
@@ -206,9 +230,7 @@ func checkNetworkDefault(c checker, sb Sandbox, rootfs string) {
 	for _, e := range entries {
 		want.WriteString(e.Name() + "\n")
 	}
-	if got := mustRun(c, sb, shellSpec(rootfs, "ls /sys/class/net")); got != want.String() {
-		c.Errorf("default network: interfaces %q, want the machine's %q", got, want.String())
-	}
+	return want.String()
 }
 
 // checkScratchRootfsUnchanged checks that a root filesystem made by

@@ -15,15 +15,18 @@ const (
 )
 
 // writeEtcFiles writes the generated files of spec in dir and returns their
-// paths there, by the path they are mounted at.
-func writeEtcFiles(dir string, spec *Spec) (map[string]string, error) {
+// paths there, by the path they are mounted at. resolv is /etc/resolv.conf
+// unless spec has its own; nil means the machine's.
+func writeEtcFiles(dir string, spec *Spec, resolv []byte) (map[string]string, error) {
 	hostname := spec.hostname()
 	hosts := spec.Hosts
 	if hosts == nil {
 		machine, err := os.ReadFile("/etc/hosts")
 		hosts = defaultHosts(spec.Network, hostname, machine, err == nil)
 	}
-	resolv := spec.ResolvConf
+	if spec.ResolvConf != nil {
+		resolv = spec.ResolvConf
+	}
 	if resolv == nil {
 		resolv = defaultResolvConf()
 	}
@@ -70,8 +73,9 @@ func defaultHosts(network, hostname string, machine []byte, machineOK bool) []by
 	return b.Bytes()
 }
 
-// defaultResolvConf is the machine's /etc/resolv.conf: the RUN shares the
-// machine's network, or has none. A machine without one gets an empty file,
+// defaultResolvConf is the machine's /etc/resolv.conf, for a RUN that
+// shares the machine's network or has none (a RUN network of its own
+// adapts it: netPlan.resolvConf). A machine without one gets an empty file,
 // which makes resolvers use their defaults as the machine does.
 func defaultResolvConf() []byte {
 	b, err := os.ReadFile("/etc/resolv.conf")

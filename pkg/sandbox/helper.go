@@ -37,12 +37,20 @@ const (
 // asked to stop, and for the command's output once the helper exited.
 const helperWaitDelay = 10 * time.Second
 
-// Init must be called first thing in main. When the process is a helper the
-// sandbox started, Init does the helper's job and exits; when it is kiln
-// re-executed in its user namespace (EnterUserNamespace), Init completes
-// the entry and returns; otherwise it returns at once.
+// Init must be called first thing in main. It makes the process not
+// dumpable (protectProcess), before kiln reads any credential. When the
+// process is a helper the sandbox started, Init does the helper's job and
+// exits; when it is kiln re-executed in its user namespace
+// (EnterUserNamespace), Init completes the entry and returns; otherwise it
+// returns at once.
 func Init() {
+	// A process waiting for its ID maps stays dumpable until it has them:
+	// initUserNamespace re-executes it then, and Init runs again.
 	initUserNamespace()
+	if err := protectProcess(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+		os.Exit(1)
+	}
 	switch job := os.Getenv(helperEnv); job {
 	case "":
 		return
@@ -77,8 +85,13 @@ type command struct {
 	// NoSetGroups leaves the supplementary groups alone where setgroups(2)
 	// is denied (a user namespace with a single mapping).
 	NoSetGroups bool
-	// DropCapabilities limits the command to Docker's default capabilities.
-	DropCapabilities bool
+	// LimitCapabilities limits the command to Capabilities and empties
+	// its ambient and inheritable sets (see limitCapabilities).
+	LimitCapabilities bool
+	Capabilities      capSet
+	// Seccomp is the command's seccomp filter, raw BPF (encodeBPF); none
+	// when empty.
+	Seccomp []byte `json:",omitempty"`
 }
 
 // helperResult is what became of the command.
@@ -103,8 +116,11 @@ func (r *helperResult) err() error {
 // startHelper runs the helper with cfg and the standard streams of spec,
 // and returns what became of the command. attr sets the helper's
 // namespaces; stop is the signal that asks it to end the command when ctx
-// is done.
-func startHelper(ctx context.Context, cfg *helperConfig, spec *Spec, attr *syscall.SysProcAttr, stop os.Signal) error {
+// is done. prepare, if not nil, is called with the helper's pid before the
+// helper gets cfg (and so before anything runs in its namespaces); the
+// function it returns is called once the helper has exited.
+func startHelper(ctx context.Context, cfg *helperConfig, spec *Spec, attr *syscall.SysProcAttr, stop os.Signal,
+	prepare func(pid int) (func(), error)) error {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -130,6 +146,15 @@ func startHelper(ctx context.Context, cfg *helperConfig, spec *Spec, attr *sysca
 	resW.Close()
 	if err != nil {
 		return fmt.Errorf("starting the sandbox helper: %w", err)
+	}
+	if prepare != nil {
+		cleanup, err := prepare(cmd.Process.Pid)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return err
+		}
+		defer cleanup()
 	}
 
 	// A write error means the helper died; Wait says why.

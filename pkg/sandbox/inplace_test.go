@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -71,6 +73,9 @@ func inPlaceHelper(r *reporter) {
 	checkCancel(r, sb, "/")
 
 	mustRun(r, sb, shellSpec("/", "echo written in place >/"+os.Getenv("KILN_SANDBOX_TEST_MARKER")))
+	checkInPlaceCannotReadProcesses(r, sb)
+	checkInPlaceCapabilities(r, sb)
+	checkOwnFilesPutBack(r)
 
 	for name, spec := range map[string]*Spec{
 		"network none": {Rootfs: "/", Args: []string{"true"}, Network: NetworkNone},
@@ -120,4 +125,119 @@ func enterScratchRoot(r *reporter, root string) {
 			r.Fatalf("entering the scratch root %q: %s: %v", root, s.what, err)
 		}
 	}
+}
+
+// checkInPlaceCannotReadProcesses runs a RUN that looks for a secret in the
+// environment of every process it can see: kiln (this process, which is
+// not dumpable) and a sibling standing for the CI job's shell, which holds
+// the secret too and has every capability a root process has. The RUN can
+// read its own environment, but no other's.
+func checkInPlaceCannotReadProcesses(r *reporter, sb Sandbox) {
+	r.Helper()
+	secret := os.Getenv(testLeakEnv)
+	sibling := exec.Command("/bin/sleep", "60")
+	sibling.Env = []string{testLeakEnv + "=" + secret}
+	if err := sibling.Start(); err != nil {
+		r.Fatalf("starting the sibling process: %v", err)
+	}
+	defer func() { sibling.Process.Kill(); sibling.Wait() }()
+	// Listing /proc/PID/fd takes only CAP_DAC_OVERRIDE; following an
+	// entry there, like root, cwd and mem, takes what ptrace takes.
+	script := fmt.Sprintf(`found=0
+for p in /proc/[0-9]*; do
+	if tr '\0' '\n' <$p/environ 2>/dev/null | grep -q %[1]q; then echo "read the secret in $p/environ: $(tr '\0' ' ' <$p/cmdline)"; found=1; fi
+done
+tr '\0' '\n' </proc/self/environ >/tmp/own-env
+grep -q '^OWN=visible$' /tmp/own-env || { echo "cannot read its own environment"; found=1; }
+rm -f /tmp/own-env
+for p in /proc/%[2]d /proc/%[3]d; do
+	for fd in $p/fd/*; do readlink $fd >/dev/null 2>&1 && { echo "followed $fd"; found=1; }; done
+	head -c 1 $p/mem >/dev/null 2>&1 && { echo "read $p/mem"; found=1; }
+	ls $p/root/ >/dev/null 2>&1 && { echo "listed $p/root"; found=1; }
+	ls $p/cwd/ >/dev/null 2>&1 && { echo "listed $p/cwd"; found=1; }
+done
+exit $found`, secret, os.Getpid(), sibling.Process.Pid)
+	spec := shellSpec("/", script)
+	spec.Env = append(spec.Env, "OWN=visible")
+	if out, errOut, err := run(sb, spec); err != nil {
+		r.Errorf("a RUN read other processes: %v\n%s%s", err, out, errOut)
+	}
+}
+
+// checkInPlaceCapabilities checks that a RUN as root gets a RUN's
+// capabilities only, whatever kiln has.
+func checkInPlaceCapabilities(r *reporter, sb Sandbox) {
+	r.Helper()
+	got := mustRun(r, sb, shellSpec("/", "grep -E '^Cap(Inh|Eff|Bnd|Amb)' /proc/self/status"))
+	want := fmt.Sprintf("CapInh:\t0000000000000000\nCapEff:\t%016x\nCapBnd:\t%016x\nCapAmb:\t0000000000000000\n", uint64(runCapabilities), uint64(runCapabilities))
+	if got != want {
+		r.Errorf("capabilities of an in-place RUN:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// checkOwnFilesPutBack lays out kiln's own files as the executor images do,
+// lets a RUN tamper with them, and checks that the RUN fails and the files
+// are back.
+func checkOwnFilesPutBack(r *reporter) {
+	r.Helper()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	files := map[string]string{
+		"/kiln/executor":             string(self),
+		"/kiln/ssl/certs/ca.pem":     "trusted CA\n",
+		"/busybox/busybox":           "a shell\n",
+		"/kiln/.docker/config.json":  `{"auths":{}}`,
+		"/kiln/cache/not-kilns-file": "RUN --mount cache, not guarded\n",
+	}
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.Fatalf("%v", err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			r.Fatalf("%v", err)
+		}
+	}
+	for link, target := range map[string]string{"/kiln/kiln": "executor", "/busybox/sh": "busybox"} {
+		if err := os.Symlink(target, link); err != nil {
+			r.Fatalf("%v", err)
+		}
+	}
+	sb, err := New(ModeInPlace, WithWorkDir("/tmp"))
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	mustRun(r, sb, shellSpec("/", "cat /kiln/ssl/certs/ca.pem /kiln/cache/not-kilns-file >/dev/null && echo changed > /kiln/cache/not-kilns-file"))
+
+	tamper := `set -e
+rm /kiln/executor && echo '#!/bin/sh' > /kiln/executor && chmod 755 /kiln/executor
+echo 'attacker CA' >> /kiln/ssl/certs/ca.pem
+echo 'attacker CA' > /kiln/ssl/certs/evil.pem
+ln -sf /tmp/evil /busybox/sh
+rm /kiln/kiln && mkdir /kiln/kiln
+echo '{"credsStore":"evil"}' > /kiln/.docker/config.json`
+	_, _, err = run(sb, shellSpec("/", tamper))
+	for _, want := range []string{"changed kiln's own files, which kiln has put back", `"/kiln/executor"`, `"/kiln/ssl/certs/evil.pem"`,
+		`"/kiln/ssl/certs/ca.pem"`, `"/busybox/sh"`, `"/kiln/kiln"`, `"/kiln/.docker/config.json"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			r.Errorf("a RUN that tampered with kiln's files: %v; want an error with %s", err, want)
+		}
+	}
+	files["/kiln/cache/not-kilns-file"] = "changed\n"
+	for p, content := range files {
+		if b, err := os.ReadFile(p); err != nil || string(b) != content {
+			r.Errorf("%s after the RUN: %.40q, %v; want it put back", p, b, err)
+		}
+	}
+	for link, target := range map[string]string{"/kiln/kiln": "executor", "/busybox/sh": "busybox"} {
+		if got, err := os.Readlink(link); err != nil || got != target {
+			r.Errorf("%s after the RUN: %q, %v; want a link to %s", link, got, err, target)
+		}
+	}
+	if _, err := os.Lstat("/kiln/ssl/certs/evil.pem"); err == nil {
+		r.Errorf("the file a RUN added to /kiln/ssl/certs is still there")
+	}
+	// Untouched now: the next RUN is fine.
+	mustRun(r, sb, shellSpec("/", "true"))
 }

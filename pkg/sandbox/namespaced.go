@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,6 +23,28 @@ import (
 type namespaced struct {
 	mode Mode
 	opts options
+	// net is how RUN commands with the default network are connected.
+	net netPlan
+	// seccomp is the filter of RUN commands.
+	seccomp  seccompPlan
+	announce sync.Once
+}
+
+func newNamespaced(mode Mode, o options) (*namespaced, error) {
+	net, err := planNetwork(DetectContainer, exec.LookPath, os.Getenv, openTun)
+	if err != nil {
+		return nil, err
+	}
+	return &namespaced{mode: mode, opts: o, net: net, seccomp: planSeccomp(true)}, nil
+}
+
+// announceOnce logs, at the first RUN of the build, the network and the
+// seccomp filter RUN commands get.
+func (s *namespaced) announceOnce() {
+	s.announce.Do(func() {
+		logPlan(s.opts.log, s.net.why, s.net.warn)
+		logPlan(s.opts.log, s.seccomp.note, s.seccomp.warn)
+	})
 }
 
 func (s *namespaced) Mode() Mode { return s.mode }
@@ -35,9 +60,26 @@ func (s *namespaced) Run(ctx context.Context, spec *Spec) (err error) {
 	if rootfs == "/" {
 		return fmt.Errorf("%s isolation cannot run in the machine's own root filesystem", s.mode)
 	}
+	s.announceOnce()
 	cmd, err := namespacedCommand(spec)
 	if err != nil {
 		return err
+	}
+	cmd.Seccomp = s.seccomp.filter
+	// The network of this RUN: a namespace of its own with loopback only
+	// (none), connected by user-mode networking (the default on a host
+	// with pasta or slirp4netns), or kiln's.
+	newNet := spec.Network == NetworkNone
+	userNet := false
+	if spec.Network == "" || spec.Network == NetworkDefault {
+		switch {
+		case s.net.userNetwork():
+			newNet, userNet = true, true
+		case s.net.kind == netHostNoRaw:
+			// Raw sockets in the machine's network namespace could
+			// sniff and forge its traffic.
+			cmd.Capabilities &^= capsOf(unix.CAP_NET_RAW)
+		}
 	}
 
 	runDir, err := os.MkdirTemp(s.opts.workDir, "run-")
@@ -45,7 +87,12 @@ func (s *namespaced) Run(ctx context.Context, spec *Spec) (err error) {
 		return fmt.Errorf("creating the RUN's work directory: %w", err)
 	}
 	defer os.RemoveAll(runDir)
-	etc, err := writeEtcFiles(runDir, spec)
+	var resolv []byte
+	var dnsForward string
+	if userNet && spec.ResolvConf == nil {
+		resolv, dnsForward = s.net.resolvConf(defaultResolvConf())
+	}
+	etc, err := writeEtcFiles(runDir, spec, resolv)
 	if err != nil {
 		return fmt.Errorf("writing /etc files for the RUN: %w", err)
 	}
@@ -66,37 +113,63 @@ func (s *namespaced) Run(ctx context.Context, spec *Spec) (err error) {
 	}
 
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if spec.Network == NetworkNone {
+	if newNet {
 		flags |= unix.CLONE_NEWNET
 	}
 	cfg := &helperConfig{
 		Root: &rootSetup{
 			Rootfs:   rootfs,
 			Hostname: spec.hostname(),
-			Loopback: spec.Network == NetworkNone,
+			Loopback: newNet,
 			Mounts:   steps,
 		},
 		Command: cmd,
+	}
+	var connect func(pid int) (func(), error)
+	if userNet {
+		// Before the helper gets its configuration, and so before the
+		// command starts, its network namespace is connected.
+		connect = func(pid int) (func(), error) {
+			disconnect, err := s.net.connect(pid, dnsForward)
+			if err != nil {
+				s.opts.log.Warnf("RUN network: %v; this RUN has only a loopback interface (RUN --network=host would share this machine's network)", err)
+				return func() {}, nil
+			}
+			return disconnect, nil
+		}
 	}
 	s.opts.log.Debugf("sandbox: %s isolation in %q: %q", s.mode, rootfs, spec.Args)
 	// The helper is PID 1 of its PID namespace: killing it ends every
 	// process of the namespace.
 	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
-	return startHelper(ctx, cfg, spec, attr, os.Kill)
+	return startHelper(ctx, cfg, spec, attr, os.Kill, connect)
+}
+
+// logPlan logs a line about what RUN commands get, at info level or as a
+// warning.
+func logPlan(log logrus.FieldLogger, line string, warn bool) {
+	switch {
+	case line == "":
+	case warn:
+		log.Warn(line)
+	default:
+		log.Info(line)
+	}
 }
 
 // namespacedCommand is the command of spec, run with its identity, which
 // the user namespace kiln runs in (if any) must map.
 func namespacedCommand(spec *Spec) (command, error) {
 	c := command{
-		Args:             spec.Args,
-		Env:              spec.Env,
-		Dir:              spec.Dir,
-		SetCredential:    true,
-		UID:              spec.UID,
-		GID:              spec.GID,
-		Groups:           spec.Groups,
-		DropCapabilities: true,
+		Args:              spec.Args,
+		Env:               spec.Env,
+		Dir:               spec.Dir,
+		SetCredential:     true,
+		UID:               spec.UID,
+		GID:               spec.GID,
+		Groups:            spec.Groups,
+		LimitCapabilities: true,
+		Capabilities:      runCapabilities,
 	}
 	ids, err := readIDMaps("/proc/self")
 	if err != nil {

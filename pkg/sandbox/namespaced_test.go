@@ -50,11 +50,7 @@ func TestChrootCommand(t *testing.T) {
 func TestChrootCapabilities(t *testing.T) {
 	sb := newChroot(t)
 	rootfs := newRootfs(t)
-	var mask uint64
-	for c := range defaultCapabilities {
-		mask |= 1 << c
-	}
-	want := fmt.Sprintf("CapBnd:\t%016x\n", mask)
+	want := fmt.Sprintf("CapBnd:\t%016x\n", uint64(runCapabilities))
 	if got := mustRun(t, sb, shellSpec(rootfs, "grep CapBnd /proc/self/status")); got != want {
 		t.Errorf("bounding set %q, want %q", got, want)
 	}

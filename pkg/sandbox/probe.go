@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -36,9 +37,19 @@ func probeIsolation(rootless bool) error {
 		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := cmd.Start
+	if rootless {
+		// This process writes the child's ID maps (see whileDumpable).
+		start = func() error { return whileDumpable(cmd.Start) }
+	}
+	err = start()
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil {
-		if msg := strings.TrimSpace(string(out)); msg != "" {
+		if msg := strings.TrimSpace(out.String()); msg != "" {
 			return errors.New(msg)
 		}
 		return err

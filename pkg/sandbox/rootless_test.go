@@ -65,6 +65,27 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	// A RUN network of its own, set up by pasta or slirp4netns from
+	// inside kiln's user namespace.
+	for _, tool := range []string{netPasta, netSlirp} {
+		t.Run(tool, func(t *testing.T) {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s not installed (make test-deps installs it)", tool)
+			}
+			if st, err := os.Stat("/dev/net/tun"); err != nil || st.Mode().Perm()&0o006 != 0o006 {
+				t.Skipf("/dev/net/tun is not usable by an unprivileged user here (%v, %v)", err, st.Mode())
+			}
+			cmd := rootlessCommand(t, "rootless")
+			cmd.Env = append(cmd.Env, networkEnv+"="+tool)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("rootless helper: %v\n%s", err, out)
+			} else if !strings.Contains(string(out), "connected by "+tool) {
+				t.Errorf("the RUNs did not get a network from %s:\n%s", tool, out)
+			}
+		})
+	}
+
 	t.Run("subordinate ids", func(t *testing.T) {
 		for _, tool := range []string{"newuidmap", "newgidmap"} {
 			if _, err := exec.LookPath(tool); err != nil {

@@ -62,6 +62,11 @@ func (r *rootSetup) setup() error {
 	if err := unix.Mount(r.Rootfs, r.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind-mounting the root filesystem %q: %w", r.Rootfs, err)
 	}
+	// Device nodes in the root filesystem (from a layer, an ADD archive)
+	// cannot be opened: the RUN's devices are those of kiln's /dev.
+	if err := setMountAttr(r.Rootfs, unix.MOUNT_ATTR_NODEV); err != nil {
+		return fmt.Errorf("making the root filesystem %q nodev: %w", r.Rootfs, err)
+	}
 	for i := range r.Mounts {
 		if err := r.mount(&r.Mounts[i]); err != nil {
 			return err
@@ -97,6 +102,9 @@ func (r *rootSetup) mount(m *mountStep) error {
 		err = mountSysfs(target)
 	case kindBind:
 		err = bindMount(m.Source, target, m.ReadOnly)
+		if err == nil {
+			err = setMountAttr(target, unix.MOUNT_ATTR_NODEV)
+		}
 	case kindTmpfs:
 		err = mountTmpfs(target, m.Size)
 	default:
@@ -212,20 +220,17 @@ var devLinks = [][2]string{
 }
 
 // mountDev mounts a tmpfs at target with the device nodes, /dev/pts (a
-// private devpts instance) and /dev/shm.
+// private devpts instance) and /dev/shm. The tmpfs is nodev: the device
+// nodes are the machine's, bind-mounted one by one, and nothing else in
+// /dev can be opened as a device. (A RUN cannot create device nodes
+// anyway: it lacks CAP_MKNOD.)
 func mountDev(target string) error {
-	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
 	for _, d := range devices {
 		p := filepath.Join(target, d.name)
-		err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor)))
-		if errors.Is(err, unix.EPERM) {
-			// A user namespace cannot create device nodes: bind the
-			// machine's.
-			err = bindDevice("/dev/"+d.name, p)
-		}
-		if err != nil {
+		if err := bindDevice("/dev/"+d.name, p, d.major, d.minor); err != nil {
 			return fmt.Errorf("creating %q: %w", p, err)
 		}
 	}
@@ -258,7 +263,16 @@ func mountDev(target string) error {
 	return nil
 }
 
-func bindDevice(device, target string) error {
+// bindDevice bind-mounts the machine's device node at target, after
+// checking that it is the character device major:minor.
+func bindDevice(device, target string, major, minor uint32) error {
+	var st unix.Stat_t
+	if err := unix.Stat(device, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != major || unix.Minor(st.Rdev) != minor {
+		return fmt.Errorf("%q is not the character device %d:%d", device, major, minor)
+	}
 	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
 	if err != nil {
 		return err
@@ -289,7 +303,19 @@ func bindMount(source, target string, readOnly bool) error {
 // makeReadOnly makes the mount at target, and the mounts below it,
 // read-only.
 func makeReadOnly(target string) error {
-	err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	return setMountAttr(target, unix.MOUNT_ATTR_RDONLY)
+}
+
+// mountAttrFlags are the remount flags of the mount attributes.
+var mountAttrFlags = map[uint64]uintptr{
+	unix.MOUNT_ATTR_RDONLY: unix.MS_RDONLY,
+	unix.MOUNT_ATTR_NODEV:  unix.MS_NODEV,
+}
+
+// setMountAttr sets the attribute attr (MOUNT_ATTR_RDONLY or
+// MOUNT_ATTR_NODEV) on the mount at target and the mounts below it.
+func setMountAttr(target string, attr uint64) error {
+	err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attr})
 	if !errors.Is(err, unix.ENOSYS) {
 		return err
 	}
@@ -299,7 +325,10 @@ func makeReadOnly(target string) error {
 	if err := unix.Statfs(target, &st); err != nil {
 		return err
 	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	flags := uintptr(unix.MS_BIND|unix.MS_REMOUNT) | mountAttrFlags[attr]
+	if st.Flags&unix.ST_RDONLY != 0 {
+		flags |= unix.MS_RDONLY
+	}
 	for _, f := range [][2]uintptr{
 		{unix.ST_NOSUID, unix.MS_NOSUID},
 		{unix.ST_NODEV, unix.MS_NODEV},

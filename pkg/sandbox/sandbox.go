@@ -70,14 +70,14 @@ func New(mode Mode, opts ...Option) (Sandbox, error) {
 		if os.Geteuid() != 0 {
 			return nil, fmt.Errorf("chroot isolation needs root (running as uid %d)", os.Geteuid())
 		}
-		return &namespaced{mode: mode, opts: o}, nil
+		return newNamespaced(mode, o)
 	case ModeRootless:
 		if !inUserNamespace {
 			return nil, errors.New("rootless isolation needs kiln to enter its user namespace first (sandbox.EnterUserNamespace)")
 		}
-		return &namespaced{mode: mode, opts: o}, nil
+		return newNamespaced(mode, o)
 	case ModeInPlace:
-		return &inPlace{opts: o}, nil
+		return newInPlace(o)
 	case ModeAuto:
 		return nil, errors.New("isolation \"auto\" must be resolved to a mode first (sandbox.Resolve)")
 	}

@@ -52,10 +52,14 @@ type Spec struct {
 
 // The values of Spec.Network.
 const (
-	// NetworkDefault shares the network of the machine, as buildah's chroot
-	// isolation does: kiln starts no network of its own.
+	// NetworkDefault is decided once per build (see planNetwork): in a
+	// container, kiln's network (the pod's); on a host, a network
+	// namespace of the RUN's own connected by pasta or slirp4netns, or
+	// the machine's network without CAP_NET_RAW when neither is
+	// installed. In-place isolation always shares kiln's network.
 	NetworkDefault = "default"
-	NetworkHost    = "host"
+	// NetworkHost shares kiln's network.
+	NetworkHost = "host"
 	// NetworkNone gives the command a network namespace with only a
 	// loopback interface.
 	NetworkNone = "none"

@@ -130,7 +130,7 @@ func TestDefaultHosts(t *testing.T) {
 
 func TestWriteEtcFiles(t *testing.T) {
 	dir := t.TempDir()
-	files, err := writeEtcFiles(dir, &Spec{Hosts: []byte("h\n"), ResolvConf: []byte{}})
+	files, err := writeEtcFiles(dir, &Spec{Hosts: []byte("h\n"), ResolvConf: []byte{}}, []byte("nameserver 10.0.0.1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

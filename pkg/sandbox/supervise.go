@@ -35,12 +35,24 @@ func supervise(c *command, stop <-chan os.Signal) helperResult {
 	// Docker's umask, rather than whatever kiln was started with.
 	unix.Umask(0o022)
 
-	// The capability bounding set belongs to a thread, and the command
-	// inherits the one of the thread that forks it. The main goroutine
-	// stays locked to this thread until the helper exits.
+	// Capability sets and seccomp filters belong to a thread, and the
+	// command inherits those of the thread that forks it. The main
+	// goroutine stays locked to this thread until the helper exits.
 	runtime.LockOSThread()
-	if c.DropCapabilities {
-		if err := dropCapabilities(); err != nil {
+	if c.LimitCapabilities {
+		root := os.Geteuid() == 0
+		if c.SetCredential {
+			root = c.UID == 0
+		}
+		if err := limitCapabilities(c.Capabilities, root); err != nil {
+			return helperResult{Err: err.Error()}
+		}
+	}
+	// Last: from here on this thread is filtered too. What the helper
+	// still does (fork, exec, wait, kill, read /proc) Docker's profile
+	// allows.
+	if len(c.Seccomp) > 0 {
+		if err := installSeccomp(c.Seccomp); err != nil {
 			return helperResult{Err: err.Error()}
 		}
 	}

@@ -97,7 +97,17 @@ func EnterUserNamespace() error {
 	// supervisors send to one process, is forwarded.
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
-	err := cmd.Start()
+	var err error
+	if plan.helpers {
+		// The child executes before newuidmap writes its maps, which
+		// resets its dumpable flag.
+		err = cmd.Start()
+	} else {
+		// Here this process writes the child's maps before the child
+		// executes: until then the child is a copy of this process, and
+		// its /proc files belong to root unless it is dumpable.
+		err = whileDumpable(cmd.Start)
+	}
 	if syncR != nil {
 		syncR.Close()
 	}
