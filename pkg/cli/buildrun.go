@@ -60,6 +60,10 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		return err
 	}
 	defer bctx.Close()
+	// The git context's credentials are read (gitOptions): no process kiln
+	// starts from here on inherits them.
+	os.Unsetenv("GIT_PASSWORD")
+	os.Unsetenv("GIT_TOKEN")
 	plan, err := readPlan(c, bctx, log)
 	if err != nil {
 		return err
@@ -79,6 +83,10 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	if err != nil {
 		return err
 	}
+	// Every credential is read now, before any RUN, and the variables
+	// that held them leave kiln's environment.
+	reg.PreloadCredentials(credentialTargets(c, plan))
+	registry.ScrubCredentialEnv()
 	if !c.flags.noPush && !c.flags.skipPushPermissionCheck {
 		if err := reg.CheckPush(ctx, c.output.Destinations); err != nil {
 			return err
@@ -153,6 +161,43 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	}
 	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
 	return output.Write(ctx, img, &c.output, reg, log)
+}
+
+// credentialTargets lists what the build may contact: destinations, the
+// cache repository, the images the plan names, mirrors.
+func credentialTargets(c *buildConfig, plan *dockerfile.Plan) []string {
+	refs := append([]string(nil), c.output.Destinations...)
+	if c.cache != nil && c.cache.repo != "" {
+		refs = append(refs, c.cache.repo)
+	}
+	for _, s := range plan.Stages {
+		if s.BaseStage == nil && !strings.EqualFold(s.Base, "scratch") {
+			refs = append(refs, s.Base)
+		}
+		for _, src := range s.CopyFrom {
+			if src.Image != "" {
+				refs = append(refs, src.Image)
+			}
+		}
+		for _, srcs := range s.MountFrom {
+			for _, src := range srcs {
+				if src.Image != "" {
+					refs = append(refs, src.Image)
+				}
+			}
+		}
+	}
+	for _, m := range c.flags.mirrors {
+		refs = append(refs, strings.TrimSuffix(m, "/")+"/library/image")
+	}
+	for _, value := range c.flags.registryMaps {
+		for _, pair := range strings.Split(value, ";") {
+			if _, to, ok := strings.Cut(pair, "="); ok {
+				refs = append(refs, strings.TrimSuffix(to, "/")+"/image")
+			}
+		}
+	}
+	return refs
 }
 
 // openCache opens the layer cache of --cache, checking first that kiln may

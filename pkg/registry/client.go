@@ -66,6 +66,11 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.env == nil {
+		// A copy: the variables may be scrubbed from the process
+		// (ScrubCredentialEnv) once read.
+		o.env = environSnapshot()
+	}
 	places, notes := o.configPlaces()
 	kc := newKeychain(places, notes, o.env, o.log)
 	return &Client{

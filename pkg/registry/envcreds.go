@@ -8,7 +8,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-const envCredentialPrefix = "KILN_REGISTRY_"
+const (
+	envCredentialPrefix    = "KILN_REGISTRY_"
+	kanikoCredentialPrefix = "KANIKO_"
+)
 
 // CredentialEnvVars names the environment variables that hold the user and
 // password for registry ("host" or "host:port"): KILN_REGISTRY_<HOST>_USER
@@ -44,6 +47,16 @@ type envCredentials struct {
 
 func (e envCredentials) lookup(t target) (credential, bool, error) {
 	userVar, passwordVar := CredentialEnvVars(t.registry)
+	if _, ok := e.env(userVar); !ok {
+		if _, ok := e.env(passwordVar); !ok {
+			// The maintained kaniko fork's names, the same without
+			// "REGISTRY_": KANIKO_<HOST>_USER and _PASSWORD.
+			k := strings.Replace(userVar, envCredentialPrefix, kanikoCredentialPrefix, 1)
+			if _, ok := e.env(k); ok {
+				userVar, passwordVar = k, strings.Replace(passwordVar, envCredentialPrefix, kanikoCredentialPrefix, 1)
+			}
+		}
+	}
 	user, hasUser := e.env(userVar)
 	password, hasPassword := e.env(passwordVar)
 	switch {

@@ -3,7 +3,9 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
+	"path/filepath"
 	"sync"
 
 	"github.com/docker/docker-credential-helpers/client"
@@ -21,12 +23,16 @@ func helperProgram(helper string) string {
 }
 
 // helperRunner runs docker-credential-<name> programs from PATH, once per
-// helper and server: a build asks for the same registry many times.
+// helper and server: a build asks for the same registry many times. A
+// helper is found in PATH once, the first time it is needed (which
+// PreloadCredentials makes happen before any RUN), and runs without the
+// credential variables kiln was given.
 type helperRunner struct {
 	log logrus.FieldLogger
 
 	mu      sync.Mutex
 	results map[string]helperResult
+	paths   map[string]string // program → absolute path, "" when missing
 }
 
 type helperResult struct {
@@ -36,7 +42,7 @@ type helperResult struct {
 }
 
 func newHelperRunner(log logrus.FieldLogger) *helperRunner {
-	return &helperRunner{log: log, results: map[string]helperResult{}}
+	return &helperRunner{log: log, results: map[string]helperResult{}, paths: map[string]string{}}
 }
 
 // get asks helper for serverURL's credentials. A helper that is not
@@ -57,11 +63,18 @@ func (h *helperRunner) get(helper, serverURL string) (authn.AuthConfig, bool, er
 
 func (h *helperRunner) run(helper, serverURL string) helperResult {
 	program := helperProgram(helper)
-	if _, err := exec.LookPath(program); err != nil {
+	path, looked := h.paths[program]
+	if !looked {
+		if p, err := exec.LookPath(program); err == nil {
+			path, _ = filepath.Abs(p)
+		}
+		h.paths[program] = path
+	}
+	if path == "" {
 		h.log.Warnf("Credential helper %q is not installed (not in PATH): skipping it for %q", program, serverURL)
 		return helperResult{}
 	}
-	creds, err := client.Get(client.NewShellProgramFunc(program), serverURL)
+	creds, err := client.Get(helperCommand(path), serverURL)
 	if credentials.IsErrCredentialsNotFound(err) {
 		return helperResult{}
 	}
@@ -73,6 +86,21 @@ func (h *helperRunner) run(helper, serverURL string) helperResult {
 	}
 	return helperResult{auth: authn.AuthConfig{Username: creds.Username, Password: creds.Secret}, ok: true}
 }
+
+// helperCommand runs the helper at path with helperEnv.
+func helperCommand(path string) client.ProgramFunc {
+	return func(args ...string) client.Program {
+		cmd := exec.Command(path, args...)
+		cmd.Env = helperEnv()
+		return &helperProcess{cmd: cmd}
+	}
+}
+
+// helperProcess is a client.Program over an exec.Cmd.
+type helperProcess struct{ cmd *exec.Cmd }
+
+func (p *helperProcess) Output() ([]byte, error) { return p.cmd.Output() }
+func (p *helperProcess) Input(in io.Reader)      { p.cmd.Stdin = in }
 
 // storeInHelper saves credentials for serverURL in helper, as docker login does
 // when the config names one.

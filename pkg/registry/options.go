@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -53,7 +52,6 @@ type Option func(*options)
 func defaultOptions() options {
 	return options{
 		log:         logrus.StandardLogger(),
-		env:         os.LookupEnv,
 		jobs:        defaultJobs,
 		pullRetries: DefaultRetries,
 		pushRetries: DefaultRetries,
