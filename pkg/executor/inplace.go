@@ -33,9 +33,9 @@ type inPlaceRoots struct {
 	// pristine record and a marker stay there while "/" is changed, so
 	// that the next build puts "/" back if this one is killed first.
 	stateDir string
-	extra   []string // protected besides alwaysProtected and mount points
-	mounts  func() ([]string, error)
-	log     logrus.FieldLogger
+	extra    []string // protected besides alwaysProtected and mount points
+	mounts   func() ([]string, error)
+	log      logrus.FieldLogger
 
 	mu       sync.Mutex
 	protect  []string
