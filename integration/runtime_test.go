@@ -61,18 +61,27 @@ COPY --from=build /out/result /app/result
 RUN echo second > /app/second && rm /bin/vi
 `,
 			"Dockerfile.second": "ARG BASE\nFROM ${BASE}\nRUN echo again > /again\n",
+			"Dockerfile.cached":  "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile.second /in\nRUN cat /in > /out && echo cached-run >> /out\n",
 		})
 		copyFile(t, reg.CAFile, filepath.Join(ws, "ca.pem"), 0o644)
+		// The first build trusts the registry through a CA bundle mounted
+		// where kaniko's image keeps them, /kaniko/ssl/certs.
+		caDir := t.TempDir()
+		copyFile(t, reg.CAFile, filepath.Join(caDir, "additional-ca-cert-bundle.crt"), 0o644)
 		script := fmt.Sprintf(`set -e
 cd /workspace
 /kiln/executor --context dir:///workspace --destination %[1]s/e2e/app:1 --build-arg BASE=%[2]s \
-  --registry-certificate %[1]s=/workspace/ca.pem --digest-file /workspace/digest-1
+  --digest-file /workspace/digest-1
 /kiln/executor --context /workspace --dockerfile Dockerfile.second --destination %[1]s/e2e/app:2 \
   --build-arg BASE=%[2]s --registry-certificate %[1]s=/workspace/ca.pem --digest-file /workspace/digest-2
+for run in cold warm; do
+  /kiln/executor --context /workspace --dockerfile Dockerfile.cached --destination %[1]s/e2e/cached:1 \
+    --build-arg BASE=%[2]s --cache=true --cache-repo %[1]s/e2e/cache --reproducible > /workspace/cache-$run.log 2>&1
+done
 ls /busybox/sh /kiln/.docker/config.json /kaniko/executor /kiln/kiln > /workspace/survivors
 ls / > /workspace/root-listing
 `, reg.Host, baseRef)
-		out, config := runc(t, bundle, ws, reg, 0, script)
+		out, config := runc(t, bundle, ws, reg, 0, script, specs.Mount{Destination: "/kaniko/ssl/certs", Type: "bind", Source: caDir, Options: []string{"rbind", "ro"}})
 		if after, err := os.ReadFile(config); err != nil || !bytes.Contains(after, []byte(reg.Host)) {
 			t.Errorf("the mounted docker config after the builds: %q, %v", after, err)
 		}
@@ -87,6 +96,18 @@ ls / > /workspace/root-listing
 				t.Errorf("%s is in the image", p)
 			}
 		}
+		// The cached rebuild in the same container: the RUN from the cache
+		// (COPY runs: kaniko's --cache-copy-layers is off by default),
+		// nothing unpacked.
+		cold, _ := os.ReadFile(filepath.Join(ws, "cache-cold.log"))
+		warm, _ := os.ReadFile(filepath.Join(ws, "cache-warm.log"))
+		if n := strings.Count(string(cold), "cached)"); n != 0 || !strings.Contains(string(cold), "Unpacked") {
+			t.Errorf("cold cached build: %d steps from the cache\n%s", n, cold)
+		}
+		if n := strings.Count(string(warm), "cached)"); n != 1 || strings.Contains(string(warm), "Unpacked") {
+			t.Errorf("warm cached build: %d steps from the cache, want 1\n%s", n, warm)
+		}
+		wantFile(t, flatten(t, pullFrom(t, reg, "e2e/cached:1")), "/out", "ARG BASE\nFROM ${BASE}\nRUN echo again > /again\ncached-run\n", 0o644, 0, 0)
 		fs2 := flatten(t, pullFrom(t, reg, "e2e/app:2"))
 		wantFile(t, fs2, "/again", "again\n", 0o644, 0, 0)
 		if _, ok := fs2["/app/result"]; ok {
@@ -100,7 +121,7 @@ ls / > /workspace/root-listing
 				t.Errorf("%s did not survive: %s", p, survivors)
 			}
 		}
-		for _, f := range []string{"Dockerfile", "Dockerfile.second", "ca.pem", "digest-1", "digest-2"} {
+		for _, f := range []string{"Dockerfile", "Dockerfile.second", "ca.pem", "digest-1", "digest-2", "cache-warm.log"} {
 			if _, err := os.Stat(filepath.Join(ws, f)); err != nil {
 				t.Errorf("workspace: %v", err)
 			}
@@ -222,7 +243,7 @@ func newBundle(t *testing.T, img v1.Image) string {
 // runc runs script with /busybox/sh in the bundle as uid, with a workspace
 // volume and the registry's docker config mounted read-only at
 // /kiln/.docker/config.json, like a pod with a dockerconfigjson secret.
-func runc(t *testing.T, bundle, workspace string, reg *testregistry.Registry, uid uint32, script string) (out, config string) {
+func runc(t *testing.T, bundle, workspace string, reg *testregistry.Registry, uid uint32, script string, extra ...specs.Mount) (out, config string) {
 	t.Helper()
 	etc := t.TempDir()
 	for f, content := range map[string]string{
@@ -243,7 +264,7 @@ func runc(t *testing.T, bundle, workspace string, reg *testregistry.Registry, ui
 		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(etc, "hosts"), Options: []string{"rbind", "rw"}},
 		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(etc, "hostname"), Options: []string{"rbind", "rw"}},
 		{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(etc, "resolv.conf"), Options: []string{"rbind", "rw"}},
-	})
+	}, extra...)
 	b, err := json.MarshalIndent(spec, "", " ")
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +290,7 @@ func runc(t *testing.T, bundle, workspace string, reg *testregistry.Registry, ui
 // containerd makes it: default capabilities, Docker's default seccomp
 // profile, masked and read-only kernel paths, no privileges. It shares the
 // host network only so that the test registry on 127.0.0.1 is reachable.
-func podSpec(uid uint32, script string, mounts []specs.Mount) *specs.Spec {
+func podSpec(uid uint32, script string, mounts []specs.Mount, extra ...specs.Mount) *specs.Spec {
 	caps := &specs.LinuxCapabilities{Bounding: defaultCaps}
 	if uid == 0 {
 		caps.Effective, caps.Permitted = defaultCaps, defaultCaps
@@ -281,7 +302,7 @@ func podSpec(uid uint32, script string, mounts []specs.Mount) *specs.Spec {
 			User: specs.User{UID: uid, GID: uid},
 			Args: []string{"/busybox/sh", "-c", script},
 			Env: []string{
-				"PATH=/kiln:/busybox", "HOME=/root", "DOCKER_CONFIG=/kiln/.docker/", "SSL_CERT_DIR=/kiln/ssl/certs",
+				"PATH=/kiln:/busybox", "HOME=/root", "DOCKER_CONFIG=/kiln/.docker/", "SSL_CERT_DIR=/kiln/ssl/certs:/kaniko/ssl/certs",
 				"KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=443", "HOSTNAME=kiln-e2e",
 			},
 			Cwd:          "/workspace",
@@ -295,7 +316,7 @@ func podSpec(uid uint32, script string, mounts []specs.Mount) *specs.Spec {
 			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		}, mounts...),
+		}, append(mounts, extra...)...),
 		Linux: &specs.Linux{
 			CgroupsPath: "/kubepods/besteffort/pod-kiln-e2e/" + fmt.Sprint(time.Now().UnixNano()),
 			Namespaces: []specs.LinuxNamespace{

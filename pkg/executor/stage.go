@@ -255,9 +255,6 @@ func (s *stageBuilder) onbuildTriggers() ([]instructions.Command, error) {
 func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.Command) error {
 	start := time.Now()
 	text := instructionText(cmd)
-	if _, isRun := cmd.(*instructions.RunCommand); isRun {
-		s.log.Infof("[%d/%d] %s", n, total, text)
-	}
 	expanded, err := s.scope.ExpandCommand(cmd)
 	if err != nil {
 		return err
@@ -267,6 +264,10 @@ func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.
 		return s.b.plan.Dockerfile.CommandError(cmd, err)
 	}
 	if !cached {
+		if _, isRun := cmd.(*instructions.RunCommand); isRun {
+			// A command may take a while: say when it starts.
+			s.log.Infof("[%d/%d] %s", n, total, text)
+		}
 		before := len(s.layers)
 		if err := s.dispatch(ctx, cmd, expanded); err != nil {
 			return s.b.plan.Dockerfile.CommandError(cmd, err)
