@@ -61,7 +61,7 @@ COPY --from=build /out/result /app/result
 RUN echo second > /app/second && rm /bin/vi
 `,
 			"Dockerfile.second": "ARG BASE\nFROM ${BASE}\nRUN echo again > /again\n",
-			"Dockerfile.cached":  "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile.second /in\nRUN cat /in > /out && echo cached-run >> /out\n",
+			"Dockerfile.cached": "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile.second /in\nRUN cat /in > /out && echo cached-run >> /out\n",
 		})
 		copyFile(t, reg.CAFile, filepath.Join(ws, "ca.pem"), 0o644)
 		// The first build trusts the registry through a CA bundle mounted
