@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
 const defaultJobs = 4
@@ -34,6 +36,8 @@ type Client struct {
 	// loopbackNoted holds a *sync.Once per loopback registry reached over
 	// plain HTTP without being marked insecure, to say so once.
 	loopbackNoted sync.Map
+
+	progress progress.Sink
 }
 
 // New builds a Client. It reads the credential sources and the registry
@@ -71,6 +75,9 @@ func New(opts ...Option) (*Client, error) {
 		// (ScrubCredentialEnv) once read.
 		o.env = environSnapshot()
 	}
+	if o.progress == nil {
+		o.progress = progress.NewLog(o.log)
+	}
 	places, notes := o.configPlaces()
 	kc := newKeychain(places, notes, o.env, o.log)
 	return &Client{
@@ -87,6 +94,7 @@ func New(opts ...Option) (*Client, error) {
 		cacheDir:        o.cacheDir,
 		jobs:            o.jobs,
 		userAgent:       o.userAgent,
+		progress:        o.progress,
 	}, nil
 }
 

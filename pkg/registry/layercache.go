@@ -21,8 +21,14 @@ import (
 // builds take for the real one; here an entry appears, by rename, only once
 // its whole content was read and matched its digest.
 type layerCache struct {
-	dir string
-	log logrus.FieldLogger
+	dir    string
+	log    logrus.FieldLogger
+	client *Client
+}
+
+// transfer reports the download of a layer.
+func (c *layerCache) transfer(digest v1.Hash) *transferProgress {
+	return c.client.newTransfer("pull "+digest.String(), "pulling layer "+digest.String(), false)
 }
 
 func (c *layerCache) path(h v1.Hash) string {
@@ -65,8 +71,7 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	size, _ := l.Layer.Size()
-	rc = &progressReader{ReadCloser: rc, total: size,
-		progress: newProgressLog(l.cache.log, fmt.Sprintf("pulling layer %s", digest))}
+	rc = &progressReader{ReadCloser: rc, total: size, progress: l.cache.transfer(digest)}
 	fill, err := newCacheFill(rc, digest, path, l.cache.log)
 	if err != nil {
 		l.cache.log.Warnf("layer %s is not cached: %v", digest, err)

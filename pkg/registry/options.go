@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
 type options struct {
 	log                  logrus.FieldLogger
+	progress             progress.Sink
 	configPaths          []string // set by WithDockerConfigPaths
 	configPathsSet       bool
 	dockerConfig         *string // WithDockerConfig's value
@@ -100,6 +103,10 @@ func (o *options) configPlaces() ([]configPlace, []string) {
 func WithCredentialEnv(lookup func(key string) (string, bool)) Option {
 	return func(o *options) { o.env = lookup }
 }
+
+// WithProgress sends transfers (pulls and pushes) and the images pulled and
+// pushed to sink (default: progress lines in the log).
+func WithProgress(sink progress.Sink) Option { return func(o *options) { o.progress = sink } }
 
 // WithInsecureRegistries allows plain HTTP, for pulls and pushes, to these
 // registries ("host" or "host:port").

@@ -3,73 +3,70 @@ package registry
 import (
 	"errors"
 	"io"
-	"slices"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/sirupsen/logrus"
-	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
-func TestProgressLogRateLimited(t *testing.T) {
-	log, hook := test.NewNullLogger()
-	p := newProgressLog(log, `pushing "r.example/app:v1"`)
-	// A clock that moves one second each time it is read: follow reads it
-	// at the start (1s) and once per update (2s to 13s).
-	clock := time.Unix(0, 0)
-	p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+// recorder is a progress sink that keeps the events.
+type recorder struct {
+	mu     sync.Mutex
+	events []progress.Event
+}
 
+func (r *recorder) Event(e progress.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func TestTransferProgressFollowsUpdates(t *testing.T) {
+	rec := &recorder{}
+	p := &transferProgress{sink: rec, id: "push x", name: `pushing "r.example/app"`, push: true}
 	updates := make(chan v1.Update, 16)
-	for i := int64(1); i <= 12; i++ {
-		updates <- v1.Update{Complete: i << 20, Total: 12 << 20}
+	for i := int64(1); i <= 3; i++ {
+		updates <- v1.Update{Complete: i << 20, Total: 3 << 20}
 	}
 	updates <- v1.Update{Error: errors.New("connection reset")}
 	close(updates)
-	last := p.follow(updates)
-
-	if last.Complete != 12<<20 || last.Total != 12<<20 {
-		t.Fatalf("last update %+v, want the final byte counts", last)
+	if last := p.follow(updates); last.Complete != 3<<20 {
+		t.Fatalf("last update %+v", last)
 	}
-	var lines []string
-	for _, e := range hook.AllEntries() {
-		if e.Level != logrus.InfoLevel {
-			t.Fatalf("logged at %s: %q", e.Level, e.Message)
-		}
-		lines = append(lines, e.Message)
+	if len(rec.events) != 4 {
+		t.Fatalf("%d events: %+v", len(rec.events), rec.events)
 	}
-	// Five seconds apart: at 6s (update 5) and 11s (update 10).
-	want := []string{
-		`pushing "r.example/app:v1": 5MiB of 12MiB`,
-		`pushing "r.example/app:v1": 10MiB of 12MiB`,
-	}
-	if !slices.Equal(lines, want) {
-		t.Fatalf("logged %q, want %q", lines, want)
+	end := rec.events[3]
+	if !end.Done || end.Current != 3<<20 || end.Total != 3<<20 || !end.Push || end.Kind != progress.Transfer || end.Name != `pushing "r.example/app"` {
+		t.Errorf("last event %+v", end)
 	}
 }
 
 func TestProgressReaderReportsDownloads(t *testing.T) {
-	log, hook := test.NewNullLogger()
-	p := newProgressLog(log, "pulling layer sha256:abc")
-	clock := time.Unix(0, 0)
-	p.now = func() time.Time { clock = clock.Add(3 * time.Second); return clock }
-	p.logged = clock
+	rec := &recorder{}
 	data := strings.Repeat("x", 4<<20)
-	r := &progressReader{ReadCloser: io.NopCloser(strings.NewReader(data)), progress: p, total: int64(len(data))}
+	r := &progressReader{ReadCloser: io.NopCloser(strings.NewReader(data)),
+		progress: &transferProgress{sink: rec, id: "pull l", name: "pulling layer l"}, total: int64(len(data))}
 	buf := make([]byte, 1<<20)
 	for {
 		if _, err := r.Read(buf); err == io.EOF {
 			break
 		}
 	}
-	// Reads at 3s, 6s, 9s, 12s, 15s: a line when 5s have passed since the last.
-	var lines []string
-	for _, e := range hook.AllEntries() {
-		lines = append(lines, e.Message)
+	r.Close()
+	var done int
+	for _, e := range rec.events {
+		if e.Done {
+			done++
+			if e.Current != 4<<20 {
+				t.Errorf("done at %d bytes", e.Current)
+			}
+		}
 	}
-	want := []string{"pulling layer sha256:abc: 2MiB of 4MiB", "pulling layer sha256:abc: 4MiB of 4MiB"}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	if done != 1 || len(rec.events) < 4 {
+		t.Errorf("events %+v", rec.events)
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
 // Pull resolves ref (a tag, ":latest" when it names none, or a digest) to an
@@ -79,6 +82,7 @@ func (c *Client) pull(ctx context.Context, ref name.Reference, platform v1.Platf
 		return nil, err
 	}
 	c.log.Infof("Resolved %q to %s for %s", ref.Name(), digest, platform)
+	c.progress.Event(progress.Event{Kind: progress.Pulled, Time: time.Now(), Name: ref.Name(), Digest: digest.String()})
 	return &wrappedImage{Image: img, wrap: c.wrapPulledLayer}, nil
 }
 
@@ -127,7 +131,7 @@ func (c *Client) singleImage(ref name.Reference, desc *remote.Descriptor, platfo
 func (c *Client) wrapPulledLayer(l v1.Layer) v1.Layer {
 	l = &resumingLayer{Layer: l, retries: c.pullRetries, delay: c.retryDelay, log: c.log}
 	if c.cacheDir != "" {
-		l = (&layerCache{dir: c.cacheDir, log: c.log}).wrap(l)
+		l = (&layerCache{dir: c.cacheDir, log: c.log, client: c}).wrap(l)
 	}
 	return l
 }

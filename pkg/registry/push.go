@@ -58,7 +58,7 @@ func (c *Client) pushByDigest(ctx context.Context, t remote.Taggable, ref name.D
 	// channel is full: the updates are read concurrently.
 	updates := make(chan v1.Update, 64)
 	final := make(chan v1.Update)
-	progress := newProgressLog(c.log, fmt.Sprintf("pushing %q", ref.Context().Name()))
+	progress := c.newTransfer("push "+ref.String(), fmt.Sprintf("pushing %q", ref.Context().Name()), true)
 	go func() { final <- progress.follow(updates) }()
 	err := remote.Push(ref, t, append(c.remoteOptions(ctx, ref.Context().Registry, push), remote.WithProgress(updates))...)
 	return <-final, err
