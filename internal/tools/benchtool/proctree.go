@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// descendants lists every process below pid, read from
+// /proc/PID/task/TID/children (one file per thread: a multi-threaded builder
+// forks from any of its threads). The caller is a child subreaper, so
+// orphans of the tree are re-parented to it and stay in the walk.
+func descendants(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		dir := "/proc/" + strconv.Itoa(p) + "/task/"
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(dir + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					out = append(out, c)
+					queue = append(queue, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rss is a process's resident set in bytes (/proc/PID/statm, second field),
+// 0 when it has exited. Pages shared between processes of the tree (a shared
+// libc, say) count once per process, as in ps and top.
+func rss(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// treeSampler records the largest sum of the RSS of every process below
+// root, sampled at a fixed interval. A peak shorter than the interval can be
+// missed; the largest single process is exact (rusage) and reported beside it.
+type treeSampler struct {
+	root     int
+	interval time.Duration
+	stop     chan struct{}
+	done     sync.WaitGroup
+
+	mu       sync.Mutex
+	peak     int64
+	samples  int
+	maxProcs int
+}
+
+func startSampler(root int, interval time.Duration) *treeSampler {
+	s := &treeSampler{root: root, interval: interval, stop: make(chan struct{})}
+	s.done.Add(1)
+	go s.loop()
+	return s
+}
+
+func (s *treeSampler) loop() {
+	defer s.done.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		s.sample()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *treeSampler) sample() {
+	procs := descendants(s.root)
+	var sum int64
+	for _, p := range procs {
+		sum += rss(p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples++
+	s.peak = max(s.peak, sum)
+	s.maxProcs = max(s.maxProcs, len(procs))
+}
+
+// Stop ends sampling and returns the peak in bytes, the number of samples and
+// the largest number of processes seen at once.
+func (s *treeSampler) Stop() (peak int64, samples, maxProcs int) {
+	close(s.stop)
+	s.done.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.samples, s.maxProcs
+}
