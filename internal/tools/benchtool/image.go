@@ -1,11 +1,15 @@
 package main
 
 import (
+	"archive/tar"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -48,6 +52,75 @@ func lookupImage(ref string) (*imageInfo, error) {
 	return info, nil
 }
 
+// layoutImage is the one image of an OCI layout.
+func layoutImage(dir string) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("layout %q: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("layout %q: %w", dir, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("layout %q: %w", dir, err)
+	}
+	if len(im.Manifests) != 1 {
+		return nil, fmt.Errorf("layout %q holds %d manifests, want 1", dir, len(im.Manifests))
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		return nil, fmt.Errorf("layout %q: %w", dir, err)
+	}
+	return img, nil
+}
+
+// describeLayoutCmd prints the size of a layout's image: what a builder
+// pulls (compressed) and writes (uncompressed, tar entries).
+func describeLayoutCmd(args []string) error {
+	fs := flag.NewFlagSet("describe", flag.ExitOnError)
+	dir := fs.String("layout", "", "OCI image layout directory holding one image")
+	fs.Parse(args)
+	img, err := layoutImage(*dir)
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var compressed, uncompressed, entries int64
+	for _, l := range layers {
+		size, err := l.Size()
+		if err != nil {
+			return err
+		}
+		compressed += size
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return fmt.Errorf("layout %q: %w", *dir, err)
+			}
+			entries++
+			uncompressed += h.Size
+		}
+		rc.Close()
+	}
+	fmt.Printf("%d MB in %d files and directories, %d layers, %d MB compressed\n",
+		uncompressed>>20, entries, len(layers), compressed>>20)
+	return nil
+}
+
 // pushLayoutCmd pushes the one image of an OCI layout: the cached base
 // images go into each run's fresh registry without being rebuilt.
 func pushLayoutCmd(args []string) error {
@@ -62,24 +135,9 @@ func pushLayoutCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := layout.FromPath(*dir)
+	img, err := layoutImage(*dir)
 	if err != nil {
-		return fmt.Errorf("layout %q: %w", *dir, err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return fmt.Errorf("layout %q: %w", *dir, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("layout %q: %w", *dir, err)
-	}
-	if len(im.Manifests) != 1 {
-		return fmt.Errorf("layout %q holds %d manifests, want 1", *dir, len(im.Manifests))
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		return fmt.Errorf("layout %q: %w", *dir, err)
+		return err
 	}
 	start := time.Now()
 	if err := remote.Write(r, img); err != nil {

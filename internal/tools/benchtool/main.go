@@ -4,6 +4,7 @@
 //	benchtool measure   run a build command, record wall time, CPU time and peak RSS
 //	benchtool gencontext write the deterministic mixed build context of shape (b)
 //	benchtool pushlayout push the image of an OCI layout (a cached base image)
+//	benchtool describe  the size of an OCI layout's image
 //	benchtool freeport  print a free TCP port on 127.0.0.1
 //	benchtool report    medians per shape, mode and builder, side by side
 package main
@@ -20,6 +21,7 @@ commands:
   measure     -record FILE -label K=V... [-log FILE] [-ref IMAGE] -- CMD ARGS... [::: CMD ARGS...]
   gencontext  -dir DIR [-bytes N] [-seed N]
   pushlayout  -layout DIR -ref IMAGE
+  describe    -layout DIR
   freeport
   report      -records FILE -txt FILE -json FILE [-meta K=V...]
 
@@ -39,6 +41,8 @@ func main() {
 		err = genContextCmd(args)
 	case "pushlayout":
 		err = pushLayoutCmd(args)
+	case "describe":
+		err = describeLayoutCmd(args)
 	case "freeport":
 		err = freePort()
 	case "report":

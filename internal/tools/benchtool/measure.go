@@ -28,6 +28,9 @@ type usage struct {
 	ExitCode    int // of the first command that failed, else 0
 	Leftovers   int // processes still running after the last command exited
 	TimedOut    bool
+	// Overhead is the CPU this process used meanwhile, sampling mostly: not
+	// part of the builder's CPU, but taken from the same cores.
+	Overhead time.Duration
 }
 
 // measure runs the commands one after the other, stopping at the first that
@@ -98,6 +101,8 @@ func measure(cmds [][]string, out io.Writer, interval, timeout time.Duration) (u
 		}
 	}()
 
+	var self0 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &self0)
 	sampler := startSampler(os.Getpid(), interval)
 	start := time.Now()
 	var ru unix.Rusage
@@ -123,6 +128,9 @@ func measure(cmds [][]string, out io.Writer, interval, timeout time.Duration) (u
 	u.Leftovers = reapLeftovers(&ru, 30*time.Second)
 	u.TimedOut = timedOut.Load()
 	u.PeakTreeRSS, u.Samples, u.MaxProcs = sampler.Stop()
+	var self1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &self1)
+	u.Overhead = time.Duration(self1.Utime.Nano() + self1.Stime.Nano() - self0.Utime.Nano() - self0.Stime.Nano())
 	u.User = time.Duration(ru.Utime.Nano())
 	u.Sys = time.Duration(ru.Stime.Nano())
 	u.MaxProcRSS = ru.Maxrss * 1024
@@ -224,6 +232,7 @@ type record struct {
 	RSSSamples     int               `json:"rss_samples"`
 	RSSIntervalMS  float64           `json:"rss_interval_ms"`
 	MaxProcs       int               `json:"max_procs"`
+	OverheadCPUS   float64           `json:"measure_overhead_cpu_s"`
 	Leftovers      int               `json:"leftover_procs,omitempty"`
 	ExitCode       int               `json:"exit_code"`
 	OK             bool              `json:"ok"`
@@ -258,7 +267,7 @@ func measureCmd(args []string) error {
 	recordPath := fs.String("record", "", "append the result as one JSON line to this file")
 	logPath := fs.String("log", "", "the commands' output (default: this process's stdout and stderr)")
 	ref := fs.String("ref", "", "image the commands push: its digest and layers are recorded")
-	interval := fs.Duration("interval", 20*time.Millisecond, "RSS sampling interval")
+	interval := fs.Duration("interval", 50*time.Millisecond, "RSS sampling interval")
 	timeout := fs.Duration("timeout", 0, "kill the commands after this long (0: never)")
 	var labels kvFlag
 	fs.Var(&labels, "label", "KEY=VALUE stored with the result (repeatable)")
@@ -282,6 +291,7 @@ func measureCmd(args []string) error {
 	rec.CPUS = rec.UserS + rec.SysS
 	rec.PeakTreeRSSKB, rec.MaxProcRSSKB = u.PeakTreeRSS/1024, u.MaxProcRSS/1024
 	rec.RSSSamples, rec.MaxProcs, rec.Leftovers = u.Samples, u.MaxProcs, u.Leftovers
+	rec.OverheadCPUS = u.Overhead.Seconds()
 	rec.ExitCode = u.ExitCode
 	rec.OK = err == nil && u.ExitCode == 0 && !u.TimedOut
 	switch {

@@ -4,33 +4,64 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// procReader reads small /proc files with one buffer and no allocation per
+// file: the sampler runs on the cores it measures, so it keeps its share small.
+type procReader struct {
+	buf []byte
+}
+
+func newProcReader() *procReader { return &procReader{buf: make([]byte, 64<<10)} }
+
+func (r *procReader) read(path string) []byte {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil // exited meanwhile
+	}
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, r.buf)
+	if err != nil || n <= 0 {
+		return nil
+	}
+	return r.buf[:n]
+}
+
+// tasks lists a process's threads.
+func (r *procReader) tasks(pid int) []string {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, r.buf)
+		if err != nil || n <= 0 {
+			return names
+		}
+		_, _, names = unix.ParseDirent(r.buf[:n], -1, names)
+	}
+}
 
 // descendants lists every process below pid, read from
 // /proc/PID/task/TID/children (one file per thread: a multi-threaded builder
 // forks from any of its threads). The caller is a child subreaper, so
 // orphans of the tree are re-parented to it and stay in the walk.
-func descendants(pid int) []int {
+func (r *procReader) descendants(pid int) []int {
 	var out []int
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		dir := "/proc/" + strconv.Itoa(p) + "/task/"
-		tasks, err := os.ReadDir(dir)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		for _, t := range tasks {
-			b, err := os.ReadFile(dir + t.Name() + "/children")
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if c, err := strconv.Atoi(f); err == nil {
+		for _, t := range r.tasks(p) {
+			for _, f := range bytes.Fields(r.read(dir + t + "/children")) {
+				if c, err := strconv.Atoi(string(f)); err == nil {
 					out = append(out, c)
 					queue = append(queue, c)
 				}
@@ -40,15 +71,13 @@ func descendants(pid int) []int {
 	return out
 }
 
+func descendants(pid int) []int { return newProcReader().descendants(pid) }
+
 // rss is a process's resident set in bytes (/proc/PID/statm, second field),
 // 0 when it has exited. Pages shared between processes of the tree (a shared
 // libc, say) count once per process, as in ps and top.
-func rss(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0
-	}
-	f := bytes.Fields(b)
+func (r *procReader) rss(pid int) int64 {
+	f := bytes.Fields(r.read("/proc/" + strconv.Itoa(pid) + "/statm"))
 	if len(f) < 2 {
 		return 0
 	}
@@ -65,6 +94,7 @@ func rss(pid int) int64 {
 type treeSampler struct {
 	root     int
 	interval time.Duration
+	proc     *procReader
 	stop     chan struct{}
 	done     sync.WaitGroup
 
@@ -75,7 +105,7 @@ type treeSampler struct {
 }
 
 func startSampler(root int, interval time.Duration) *treeSampler {
-	s := &treeSampler{root: root, interval: interval, stop: make(chan struct{})}
+	s := &treeSampler{root: root, interval: interval, proc: newProcReader(), stop: make(chan struct{})}
 	s.done.Add(1)
 	go s.loop()
 	return s
@@ -96,10 +126,10 @@ func (s *treeSampler) loop() {
 }
 
 func (s *treeSampler) sample() {
-	procs := descendants(s.root)
+	procs := s.proc.descendants(s.root)
 	var sum int64
 	for _, p := range procs {
-		sum += rss(p)
+		sum += s.proc.rss(p)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

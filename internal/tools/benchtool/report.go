@@ -28,7 +28,7 @@ type summary struct {
 	CPUS          float64 `json:"cpu_s"`
 	PeakTreeRSSMB float64 `json:"peak_tree_rss_mb"`
 	MaxProcRSSMB  float64 `json:"max_proc_rss_mb"`
-	PushedMB      float64 `json:"pushed_mb,omitempty"`
+	ImageMB       float64 `json:"image_mb,omitempty"`
 	// For warm runs: how many pushed the same layers as their priming build.
 	SameLayersAsPrime *int `json:"same_layers_as_prime,omitempty"`
 }
@@ -124,7 +124,7 @@ func summarize(recs []record) ([]summary, []ratio) {
 	var sums []summary
 	for _, k := range keys {
 		s := summary{Shape: k.shape, Mode: k.mode, Builder: k.builder, Runs: len(groups[k])}
-		var wall, cpu, tree, proc, pushed []float64
+		var wall, cpu, tree, proc, image []float64
 		same := 0
 		for _, r := range groups[k] {
 			if !r.OK {
@@ -136,7 +136,7 @@ func summarize(recs []record) ([]summary, []ratio) {
 			tree = append(tree, float64(r.PeakTreeRSSKB)/1024)
 			proc = append(proc, float64(r.MaxProcRSSKB)/1024)
 			if r.Image != nil {
-				pushed = append(pushed, float64(r.Image.Bytes)/(1<<20))
+				image = append(image, float64(r.Image.Bytes)/(1<<20))
 				if p, ok := prime[k.shape+"/"+k.builder+"/"+r.Labels["run"]]; ok && slices.Equal(p, r.Image.Layers) {
 					same++
 				}
@@ -145,7 +145,7 @@ func summarize(recs []record) ([]summary, []ratio) {
 		if s.OK > 0 {
 			s.WallS, s.WallMinS, s.WallMaxS = median(wall), slices.Min(wall), slices.Max(wall)
 			s.CPUS, s.PeakTreeRSSMB, s.MaxProcRSSMB = median(cpu), median(tree), median(proc)
-			s.PushedMB = median(pushed)
+			s.ImageMB = median(image)
 		}
 		if k.mode == "warm" {
 			s.SameLayersAsPrime = &same
@@ -174,7 +174,7 @@ func writeTable(w io.Writer, rep report) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "shape\tmode\tbuilder\tok\twall s\t(min-max)\tcpu s\trss MB tree\trss MB largest\tpushed MB\t")
+	fmt.Fprintln(tw, "shape\tmode\tbuilder\tok\twall s\t(min-max)\tcpu s\trss MB tree\trss MB largest\timage MB\t")
 	for _, s := range rep.Summaries {
 		if s.OK == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\tFAILED\t\t\t\t\t\t\n", s.Shape, s.Mode, s.Builder, s.OK, s.Runs)
@@ -185,7 +185,7 @@ func writeTable(w io.Writer, rep report) error {
 			extra = fmt.Sprintf("  layers as prime: %d/%d", *s.SameLayersAsPrime, s.OK)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.2f\t(%.2f-%.2f)\t%.2f\t%.0f\t%.0f\t%.1f\t%s\n", s.Shape, s.Mode, s.Builder,
-			s.OK, s.Runs, s.WallS, s.WallMinS, s.WallMaxS, s.CPUS, s.PeakTreeRSSMB, s.MaxProcRSSMB, s.PushedMB, extra)
+			s.OK, s.Runs, s.WallS, s.WallMinS, s.WallMaxS, s.CPUS, s.PeakTreeRSSMB, s.MaxProcRSSMB, s.ImageMB, extra)
 		for _, r := range rep.Ratios {
 			if r.Shape == s.Shape && r.Mode == s.Mode && s.Builder == "buildah" {
 				fmt.Fprintf(tw, "%s\t%s\tkiln/buildah\t\t%.2f\t\t%.2f\t%.2f\t%.2f\t\t\n", r.Shape, r.Mode,
