@@ -150,8 +150,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'echo "bench: terminated" >&2; exit 143' TERM
 
 mkdir -p "$WORK"
 if [[ "$TMPFS" == 1 ]]; then
@@ -432,10 +432,16 @@ build() {
   local load
   load="$(cut -d' ' -f1 /proc/loadavg)"
   printf '  %-22s load %-5s ' "$id" "$load"
-  if ! "$BT" measure -record "$RECORDS" -log "$LOGS/$id.log" -ref "$dest" -timeout "${TIMEOUT}s" -interval 50ms \
+  local rc=0
+  "$BT" measure -record "$RECORDS" -log "$LOGS/$id.log" -ref "$dest" -timeout "${TIMEOUT}s" -interval 50ms \
     -label "shape=$shape" -label "mode=$mode" -label "builder=$builder" -label "run=$run" -label "load1=$load" \
-    -- "${cmd[@]}"; then
+    -- "${cmd[@]}" || rc=$?
+  if ((rc == 130 || rc == 143)); then
+    echo "bench: interrupted" >&2
+    exit "$rc"
+  elif ((rc != 0)); then
     FAILED+=("$id: $LOGS/$id.log")
+    kill -0 "$REG_PID" 2>/dev/null || die "the registry on $REG stopped; see $LOGS/registry.log"
   fi
   unmount_under "$dir"
   rm -rf "$dir"

@@ -28,6 +28,7 @@ type usage struct {
 	ExitCode    int // of the first command that failed, else 0
 	Leftovers   int // processes still running after the last command exited
 	TimedOut    bool
+	Interrupted os.Signal // SIGINT or SIGTERM received: the tree was ended
 	// Overhead is the CPU this process used meanwhile, sampling mostly: not
 	// part of the builder's CPU, but taken from the same cores.
 	Overhead time.Duration
@@ -90,13 +91,15 @@ func measure(cmds [][]string, out io.Writer, interval, timeout time.Duration) (u
 	quit := make(chan struct{})
 	defer close(quit)
 	var timedOut atomic.Bool
+	var interrupted atomic.Value
 	go func() {
 		select {
 		case <-quit:
 		case <-timer:
 			timedOut.Store(true)
 			killTree(unix.SIGKILL)
-		case <-sigs:
+		case sig := <-sigs:
+			interrupted.Store(sig)
 			killTree(unix.SIGTERM)
 		}
 	}()
@@ -127,6 +130,7 @@ func measure(cmds [][]string, out io.Writer, interval, timeout time.Duration) (u
 	u.Wall = time.Since(start)
 	u.Leftovers = reapLeftovers(&ru, 30*time.Second)
 	u.TimedOut = timedOut.Load()
+	u.Interrupted, _ = interrupted.Load().(os.Signal)
 	u.PeakTreeRSS, u.Samples, u.MaxProcs = sampler.Stop()
 	var self1 unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &self1)
@@ -293,10 +297,12 @@ func measureCmd(args []string) error {
 	rec.RSSSamples, rec.MaxProcs, rec.Leftovers = u.Samples, u.MaxProcs, u.Leftovers
 	rec.OverheadCPUS = u.Overhead.Seconds()
 	rec.ExitCode = u.ExitCode
-	rec.OK = err == nil && u.ExitCode == 0 && !u.TimedOut
+	rec.OK = err == nil && u.ExitCode == 0 && !u.TimedOut && u.Interrupted == nil
 	switch {
 	case err != nil:
 		rec.Error = err.Error()
+	case u.Interrupted != nil:
+		rec.Error = fmt.Sprintf("interrupted (%s)", u.Interrupted)
 	case u.TimedOut:
 		rec.Error = fmt.Sprintf("timed out after %s", *timeout)
 	case u.ExitCode != 0:
@@ -324,6 +330,13 @@ func measureCmd(args []string) error {
 	}
 	fmt.Printf("wall %.2fs  cpu %.2fs  rss %.0f MB (tree) %.0f MB (largest process)  %s\n",
 		rec.WallS, rec.CPUS, float64(rec.PeakTreeRSSKB)/1024, float64(rec.MaxProcRSSKB)/1024, status)
+	if sig, ok := u.Interrupted.(syscall.Signal); ok {
+		// Die of the signal, so that the calling shell stops too rather
+		// than take it for a failed build and go on to the next.
+		signal.Reset(sig)
+		syscall.Kill(os.Getpid(), sig)
+		time.Sleep(time.Second)
+	}
 	if !rec.OK {
 		os.Exit(1)
 	}
