@@ -42,7 +42,7 @@
 #   BENCH_REBUILD_BASES=1        rebuild the cached base images
 #   DEBIAN_MIRROR                for debootstrap and apt (default: the host's)
 # Needs root (chroot isolation for RUN, mounts) and Debian packages it installs
-# when missing: debootstrap and busybox-static (for the bases), buildah.
+# when missing: busybox-static and debootstrap (to make the bases), buildah.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$PWD"
@@ -89,17 +89,12 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
     { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
 }
-want=()
-if [[ "${BENCH_REBUILD_BASES:-0}" == 1 || ! -e "$BASES/debian.oci/index.json" ]] && needs_base debian; then
-  installed debootstrap || want+=(debootstrap)
-fi
-if [[ "${BENCH_REBUILD_BASES:-0}" == 1 || ! -e "$BASES/busybox.oci/index.json" ]] && needs_base busybox; then
-  installed busybox-static || want+=(busybox-static)
-fi
-if [[ ${#want[@]} -gt 0 ]]; then
-  say "installing Debian packages: ${want[*]}"
-  apt_install "${want[@]}" || die "Debian packages missing and not installable: ${want[*]} (apt-get install ${want[*]})"
-fi
+# need_pkg PACKAGE: install a Debian package that is missing, or fail saying which.
+need_pkg() {
+  installed "$1" && return
+  say "installing Debian's $1"
+  apt_install "$1" || die "the Debian package $1 is missing and could not be installed (apt-get install $1)"
+}
 if has "$BUILDERS" buildah && ! command -v buildah >/dev/null; then
   say "installing Debian's buildah"
   if ! apt_install buildah; then
@@ -153,6 +148,13 @@ trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT
 trap 'echo "bench: terminated" >&2; exit 143' TERM
 
+# Work directories of runs that were killed outright.
+for stale in "$BENCH_DIR"/work.*; do
+  [[ -d "$stale" ]] && ! kill -0 "${stale##*.}" 2>/dev/null || continue
+  unmount_under "$stale"
+  umount "$stale" 2>/dev/null || true
+  rm -rf "$stale"
+done
 mkdir -p "$WORK"
 if [[ "$TMPFS" == 1 ]]; then
   mount -t tmpfs -o "size=$TMPFS_SIZE,mode=0755" kiln-bench "$WORK" || die "could not mount a tmpfs on $WORK"
@@ -284,6 +286,10 @@ ensure_base() {
     return
   fi
   say "building the base image $name (cached in $BASES)"
+  case "$name" in
+    busybox) need_pkg busybox-static ;;
+    debian) need_pkg debootstrap ;;
+  esac
   "make_${name//-/_}"
   base_key "$name" >"$BASES/$name.key"
   say "base image $name built in $((SECONDS - t0))s"
