@@ -44,6 +44,9 @@ func measure(cmds [][]string, out io.Writer, interval, timeout time.Duration) (u
 	if len(cmds) == 0 {
 		return u, errors.New("no command to run")
 	}
+	if err := checkProcChildren(); err != nil {
+		return u, err
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return u, fmt.Errorf("becoming a child subreaper: %w", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -72,6 +73,16 @@ func (r *procReader) descendants(pid int) []int {
 }
 
 func descendants(pid int) []int { return newProcReader().descendants(pid) }
+
+// checkProcChildren fails when the kernel has no /proc/PID/task/TID/children
+// (CONFIG_PROC_CHILDREN): the process tree could not be walked.
+func checkProcChildren() error {
+	pid := os.Getpid()
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children"); err != nil {
+		return fmt.Errorf("cannot walk process trees: %w (the kernel needs CONFIG_PROC_CHILDREN)", err)
+	}
+	return nil
+}
 
 // rss is a process's resident set in bytes (/proc/PID/statm, second field),
 // 0 when it has exited. Pages shared between processes of the tree (a shared
