@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,12 @@ import (
 // set, its arguments say what to do.
 func TestMain(m *testing.M) {
 	if os.Getenv("BENCHTOOL_HELPER") != "" {
+		if parent := os.Getenv("BENCHTOOL_OUTLIVE_PARENT"); parent != "" {
+			// An orphan to be: start working once re-parented.
+			for strconv.Itoa(os.Getppid()) == parent {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		if err := helper(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(3)
@@ -36,9 +44,9 @@ func needProcChildren(t *testing.T) {
 // helper runs one action:
 //
 //	burn DURATION        spin until this process used DURATION of CPU
-//	hold MB DURATION     touch MB of memory and keep it for DURATION
-//	orphan ACTION...     start ACTION in a child and exit without waiting for it
-//	both ACTION...       run ACTION in two children at once, wait for both
+//	hold MB              touch MB of memory, say "ready", keep it until stdin closes
+//	orphan ACTION...     start ACTION in a child and exit; the child starts it once orphaned
+//	holdpair MB DURATION two children hold MB each; once both are ready, wait DURATION, release them
 //	touch FILE           create FILE
 func helper(args []string) error {
 	if len(args) == 0 {
@@ -64,28 +72,48 @@ func helper(args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := time.ParseDuration(args[2])
-		if err != nil {
-			return err
-		}
 		b := make([]byte, mb<<20)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
-		time.Sleep(d)
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
 		_ = b[len(b)-1]
 		return nil
 	case "orphan":
-		return helperCmd(args[1:]...).Start()
-	case "both":
-		a, b := helperCmd(args[1:]...), helperCmd(args[1:]...)
-		if err := a.Start(); err != nil {
+		c := helperCmd(args[1:]...)
+		c.Env = append(c.Env, "BENCHTOOL_OUTLIVE_PARENT="+strconv.Itoa(os.Getpid()))
+		return c.Start()
+	case "holdpair":
+		d, err := time.ParseDuration(args[2])
+		if err != nil {
 			return err
 		}
-		if err := b.Start(); err != nil {
-			return err
+		var stdins []io.Closer
+		var cmds []*exec.Cmd
+		for range 2 {
+			c := helperCmd("hold", args[1])
+			in, err := c.StdinPipe()
+			if err != nil {
+				return err
+			}
+			out, err := c.StdoutPipe()
+			if err != nil {
+				return err
+			}
+			if err := c.Start(); err != nil {
+				return err
+			}
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+				return fmt.Errorf("holder said %q: %v", line, err)
+			}
+			stdins, cmds = append(stdins, in), append(cmds, c)
 		}
-		return cmpErr(a.Wait(), b.Wait())
+		time.Sleep(d) // both hold their memory now
+		for _, in := range stdins {
+			in.Close()
+		}
+		return cmpErr(cmds[0].Wait(), cmds[1].Wait())
 	case "touch":
 		return os.WriteFile(args[1], nil, 0o644)
 	}
@@ -102,7 +130,7 @@ func cmpErr(a, b error) error {
 func helperCmd(args ...string) *exec.Cmd {
 	c := exec.Command(os.Args[0], args...)
 	c.Env = append(os.Environ(), "BENCHTOOL_HELPER=1")
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	c.Stderr = os.Stderr
 	return c
 }
 
@@ -134,7 +162,7 @@ func TestMeasurePeakRSSOfTree(t *testing.T) {
 	needProcChildren(t)
 	// Two children hold 64 MB each at the same time: the tree's peak is at
 	// least their sum, the largest process at least one of them.
-	u, err := measure([][]string{helperArgv("both", "hold", "64", "500ms")}, nil, 10*time.Millisecond, time.Minute)
+	u, err := measure([][]string{helperArgv("holdpair", "64", "500ms")}, nil, 10*time.Millisecond, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
