@@ -6,7 +6,7 @@ VERSION   ?= $(shell hack/version.sh version)
 LDFLAGS   := $(shell VERSION='$(VERSION)' hack/version.sh ldflags)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build demo test test-deps unit bench conformance images release e2e-runtime lint clean
+.PHONY: all build demo test test-deps unit bench bench-go bench-e2e conformance images release e2e-runtime lint clean
 
 all: build
 
@@ -31,9 +31,21 @@ test-deps:
 unit:
 	$(GO) test -short ./pkg/...
 
-## bench: benchmarks (speed is measured here, never asserted in tests)
+## bench: benchmarks (speed is measured here, never asserted in tests): the Go
+## micro-benchmarks, then the end-to-end builds against buildah
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer
+	@$(MAKE) --no-print-directory bench-go
+	@$(MAKE) --no-print-directory bench-e2e
+
+## bench-go: the Go micro-benchmarks; BENCH_TMPFS=1 puts their temporary trees in /dev/shm
+bench-go:
+	@if [ "$(BENCH_TMPFS)" = 1 ]; then d=$$(mktemp -d /dev/shm/kiln-bench-go.XXXXXX) && trap 'rm -rf "$$d"' EXIT && export TMPDIR="$$d"; fi; \
+	set -x; $(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer
+
+## bench-e2e: four image shapes built by kiln and buildah against a local registry,
+## side by side (hack/bench.sh: root; BENCH_RUNS, BENCH_SHAPES, BENCH_TMPFS=1...)
+bench-e2e:
+	hack/bench.sh
 
 ## images: kiln's executor images (kiln:executor, kiln:debug), built by kiln itself;
 ## PLATFORM=linux/arm64 BUSYBOX=... for another platform, PUSH=1 REPO=registry/kiln to push
