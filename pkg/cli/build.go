@@ -45,6 +45,8 @@ type buildFlags struct {
 	useNewRun        bool
 	preserveContext  bool
 	maxLayers        int
+	progress         string
+	reportFile       string
 	cacheFlags
 }
 
@@ -97,7 +99,23 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 			if err != nil {
 				return err
 			}
-			return runBuild(cmd.Context(), cfg, runOutput(g, log), log)
+			out, err := newProgressOutput(f.progress, g, log)
+			if err != nil {
+				return err
+			}
+			image, err := runBuild(cmd.Context(), cfg, out, runOutput(g, log), log)
+			out.close()
+			if image != "" {
+				for _, line := range out.report.summary(image) {
+					log.Info(line)
+				}
+			}
+			if f.reportFile != "" {
+				if rerr := out.report.write(f.reportFile, image); rerr != nil && err == nil {
+					err = rerr
+				}
+			}
+			return err
 		},
 	}
 	cmd.SetUsageTemplate(buildUsageTemplate)
@@ -131,6 +149,8 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.IntVar(&f.jobs, "jobs", runtime.NumCPU(), "stages built at the same time")
 	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip or zstd")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
+	fl.StringVar(&f.progress, "progress", progressAuto, "how progress is shown: auto (tty on a terminal, else plain), tty (a live view), plain (log lines with percent and rate), json (one event per line)")
+	fl.StringVar(&f.reportFile, "report-file", "", "write what the build did as JSON: steps, durations, layers, cache hits, what was pulled and pushed")
 	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: ID (the agent of $SSH_AUTH_SOCK), ID=SOCKET, or ID=KEYFILE[,KEYFILE...] (keys held in memory); ID is usually default (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")

@@ -23,8 +23,9 @@ import (
 )
 
 // runBuild runs the build c describes: isolation, work directory, context
-// and Dockerfile, registry, executor, output.
-func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus.Logger) error {
+// and Dockerfile, registry, executor, output. It returns the image's digest
+// once it is built.
+func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut io.Writer, log *logrus.Logger) (image string, err error) {
 	for _, n := range c.notes {
 		log.Info(n)
 	}
@@ -36,7 +37,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	if isolationErr == nil && mode == sandbox.ModeRootless {
 		// Re-executes kiln in a user namespace; returns in the new process.
 		if err := sandbox.EnterUserNamespace(); err != nil {
-			return err
+			return image, err
 		}
 	}
 	if isolationErr == nil {
@@ -45,19 +46,19 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 
 	kilnDir, removeKilnDir, err := prepareKilnDir(c.kilnDir)
 	if err != nil {
-		return err
+		return image, err
 	}
 	defer removeKilnDir()
 	work, err := workdir.Start(kilnDir, workdir.WithLogger(log))
 	if err != nil {
-		return err
+		return image, err
 	}
 	defer work.Close()
 
 	opts := append(c.contextOpts, buildcontext.WithWorkDir(work.Dir), buildcontext.WithStdin(os.Stdin))
 	bctx, err := buildcontext.Open(ctx, c.contextSpec, opts...)
 	if err != nil {
-		return err
+		return image, err
 	}
 	defer bctx.Close()
 	// The git context's credentials are read (gitOptions): no process kiln
@@ -66,22 +67,23 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	os.Unsetenv("GIT_TOKEN")
 	plan, err := readPlan(c, bctx, log)
 	if err != nil {
-		return err
+		return image, err
 	}
 	if isolationErr != nil {
 		if executor.NeedsRoot(plan, c.singleSnapshot) {
-			return fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", isolationErr)
+			return image, fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", isolationErr)
 		}
 		log.Infof("No isolation for RUN is available (%v): fine, this Dockerfile has no RUN", isolationErr)
 	}
 
 	regOpts, err := registryOptions(c.flags, filepath.Join(kilnDir, "blobs"), log)
 	if err != nil {
-		return err
+		return image, err
 	}
+	regOpts = append(regOpts, registry.WithProgress(prog.sink))
 	reg, err := registry.New(regOpts...)
 	if err != nil {
-		return err
+		return image, err
 	}
 	// Every credential is read now, before any RUN, and the variables
 	// that held them leave kiln's environment.
@@ -89,22 +91,22 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 	registry.ScrubCredentialEnv()
 	if !c.flags.noPush && !c.flags.skipPushPermissionCheck {
 		if err := reg.CheckPush(ctx, c.output.Destinations); err != nil {
-			return err
+			return image, err
 		}
 	}
 	store, err := openCache(ctx, c, reg, log)
 	if err != nil {
-		return err
+		return image, err
 	}
 	if c.dryRun {
-		return dryRun(ctx, plan, reg, c, log)
+		return image, dryRun(ctx, plan, reg, c, log)
 	}
 
 	var source executor.ImageSource = reg
 	if c.baseImages != "" {
 		images, err := cache.OpenBaseImages(c.baseImages)
 		if err != nil {
-			return err
+			return image, err
 		}
 		source = &cache.LocalFirst{Images: images, Next: reg, TTL: c.cacheTTL, Log: log}
 	}
@@ -125,6 +127,7 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		executor.WithRootless(mode == sandbox.ModeRootless),
 		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
 		executor.WithRunOutput(runOut),
+		executor.WithProgress(prog.sink),
 		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
 		executor.WithStateDir(filepath.Join(kilnDir, "state")),
 	}
@@ -132,35 +135,36 @@ func runBuild(ctx context.Context, c *buildConfig, runOut io.Writer, log *logrus
 		xopts = append(xopts, executor.WithReproducible(*c.epoch))
 	}
 	if store != nil {
+		prog.report.cache = true
 		xopts = append(xopts, executor.WithCache(executor.CacheOptions{Store: store, TTL: c.cacheTTL,
 			RunLayers: c.cache.run, CopyLayers: c.cache.copy, Write: c.cache.write}))
 	}
 	if isolationErr == nil {
 		sb, err := sandbox.New(mode, sandbox.WithWorkDir(work.Dir), sandbox.WithLogger(log))
 		if err != nil {
-			return err
+			return image, err
 		}
 		xopts = append(xopts, executor.WithSandbox(sb))
 	}
 	b, err := executor.New(plan, xopts...)
 	if err != nil {
-		return err
+		return image, err
 	}
 	defer b.Close()
 	start := time.Now()
 	img, err := b.Build(ctx)
 	if err != nil {
-		return err
+		return image, err
 	}
 	if img, err = output.Convert(img, c.format, c.annotations); err != nil {
-		return err
+		return image, err
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return err
+		return image, err
 	}
 	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
-	return output.Write(ctx, img, &c.output, reg, log)
+	return digest.String(), output.Write(ctx, img, &c.output, reg, log)
 }
 
 // credentialTargets lists what the build may contact: destinations, the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/layer"
+	"github.com/kiln-build/kiln/pkg/progress"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 	"github.com/kiln-build/kiln/pkg/sshagent"
 )
@@ -45,6 +46,7 @@ type options struct {
 	cache          *CacheOptions
 	ssh            map[string]*sshagent.Agent
 	stateDir       string
+	progress       progress.Sink
 }
 
 // Option configures a Builder.
@@ -132,6 +134,9 @@ func WithSSH(agents map[string]*sshagent.Agent) Option { return func(o *options)
 // put "/" back if this one is killed before it can.
 func WithStateDir(dir string) Option { return func(o *options) { o.stateDir = dir } }
 
+// WithProgress sends the start and the end of every step to sink.
+func WithProgress(sink progress.Sink) Option { return func(o *options) { o.progress = sink } }
+
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
 
@@ -140,6 +145,7 @@ func defaultOptions() options {
 		compression: layer.Gzip,
 		jobs:        runtime.NumCPU(),
 		maxLayers:   DefaultMaxLayers,
+		progress:    progress.Discard,
 		log:         logrus.StandardLogger(),
 		httpClient:  http.DefaultClient,
 		platform:    v1.Platform{OS: "linux", Architecture: runtime.GOARCH},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
 // stageBuilder holds the state of one stage while it builds.
@@ -252,23 +253,47 @@ func (s *stageBuilder) onbuildTriggers() ([]instructions.Command, error) {
 }
 
 // step runs one instruction and logs it with its duration.
-func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.Command) error {
+func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.Command) (err error) {
 	start := time.Now()
 	text := instructionText(cmd)
+	stage := stageName(s.stage)
+	before := len(s.layers)
+	cached := false
+	started := false
+	defer func() {
+		if !started && !cached && err == nil {
+			return // a metadata instruction: no event
+		}
+		e := progress.Event{Kind: progress.StepDone, Time: time.Now(), Stage: stage, Step: n, Steps: total,
+			Instruction: text, Duration: time.Since(start), Cached: cached}
+		if err != nil {
+			e.Error = err.Error()
+		} else if len(s.layers) > before {
+			l := s.layers[len(s.layers)-1]
+			if d, derr := l.Digest(); derr == nil {
+				e.Layer = d.String()
+			}
+			e.LayerSize, _ = l.Size()
+		}
+		s.b.opts.progress.Event(e)
+	}()
 	expanded, err := s.scope.ExpandCommand(cmd)
 	if err != nil {
 		return err
 	}
-	cached, err := s.fromCache(ctx, cmd, expanded)
+	cached, err = s.fromCache(ctx, cmd, expanded)
 	if err != nil {
 		return s.b.plan.Dockerfile.CommandError(cmd, err)
 	}
 	if !cached {
+		if makesLayer(cmd) {
+			started = true
+			s.b.opts.progress.Event(progress.Event{Kind: progress.StepStarted, Time: start, Stage: stage, Step: n, Steps: total, Instruction: text})
+		}
 		if _, isRun := cmd.(*instructions.RunCommand); isRun {
 			// A command may take a while: say when it starts.
 			s.log.Infof("[%d/%d] %s", n, total, text)
 		}
-		before := len(s.layers)
 		if err := s.dispatch(ctx, cmd, expanded); err != nil {
 			return s.b.plan.Dockerfile.CommandError(cmd, err)
 		}
@@ -284,6 +309,16 @@ func (s *stageBuilder) step(ctx context.Context, n, total int, cmd instructions.
 	s.log.WithFields(logrus.Fields{"step": n, "duration": took.String(), "cached": cached}).
 		Infof("[%d/%d] %s (%s%s)", n, total, text, took, suffix)
 	return nil
+}
+
+// makesLayer reports whether an instruction may make a layer (and so
+// take a while): RUN, COPY, ADD, WORKDIR.
+func makesLayer(cmd instructions.Command) bool {
+	switch cmd.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+		return true
+	}
+	return false
 }
 
 // fromCache looks a step up in the layer cache and, on a hit, replays it.

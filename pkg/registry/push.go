@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kiln-build/kiln/pkg/progress"
 )
 
 // Push pushes img to every destination and returns the pushed digest
@@ -47,6 +50,7 @@ func (c *Client) Push(ctx context.Context, img v1.Image, destinations []string) 
 		if err := c.setTag(ctx, img, tag, digest, sent[i]); err != nil {
 			return nil, err
 		}
+		c.progress.Event(progress.Event{Kind: progress.Pushed, Time: time.Now(), Name: tag.Name(), Digest: digest.String()})
 	}
 	return pushed, nil
 }
