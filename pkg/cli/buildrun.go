@@ -85,6 +85,7 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 	if err != nil {
 		return image, err
 	}
+	defer reg.Wait()
 	// Every credential is read now, before any RUN, and the variables
 	// that held them leave kiln's environment.
 	reg.PreloadCredentials(credentialTargets(c, plan))

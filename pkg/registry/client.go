@@ -38,6 +38,17 @@ type Client struct {
 	loopbackNoted sync.Map
 
 	progress progress.Sink
+
+	// pendingFills are layer cache entries being committed; cleanedDirs
+	// the cache directories whose dead partial entries were removed.
+	pendingFills sync.WaitGroup
+	cleanedDirs  sync.Map
+}
+
+// Wait waits for the work the client does in the background (layer cache
+// entries being written to disk).
+func (c *Client) Wait() {
+	c.pendingFills.Wait()
 }
 
 // New builds a Client. It reads the credential sources and the registry

@@ -9,10 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // layerCache keeps compressed layers in DIR/blobs/ALGORITHM/HEX, as an OCI
@@ -72,7 +75,8 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 	}
 	size, _ := l.Layer.Size()
 	rc = &progressReader{ReadCloser: rc, total: size, progress: l.cache.transfer(digest)}
-	fill, err := newCacheFill(rc, digest, path, l.cache.log)
+	l.cache.client.cleanPartials(filepath.Dir(path))
+	fill, err := newCacheFill(rc, digest, path, l.cache.log, &l.cache.client.pendingFills)
 	if err != nil {
 		l.cache.log.Warnf("layer %s is not cached: %v", digest, err)
 		return rc, nil
@@ -95,16 +99,17 @@ func (l *cachedLayer) Uncompressed() (io.ReadCloser, error) {
 // matches the digest. The cache is an optimisation: failing to write it
 // costs a warning, not the read.
 type cacheFill struct {
-	src    io.ReadCloser
-	tmp    *os.File
-	hash   hash.Hash
-	digest v1.Hash
-	path   string
-	log    logrus.FieldLogger
-	done   bool // committed or abandoned
+	pending *sync.WaitGroup
+	src     io.ReadCloser
+	tmp     *os.File
+	hash    hash.Hash
+	digest  v1.Hash
+	path    string
+	log     logrus.FieldLogger
+	done    bool // committed or abandoned
 }
 
-func newCacheFill(src io.ReadCloser, digest v1.Hash, path string, log logrus.FieldLogger) (*cacheFill, error) {
+func newCacheFill(src io.ReadCloser, digest v1.Hash, path string, log logrus.FieldLogger, pending *sync.WaitGroup) (*cacheFill, error) {
 	h, err := v1.Hasher(digest.Algorithm)
 	if err != nil {
 		return nil, err
@@ -112,11 +117,17 @@ func newCacheFill(src io.ReadCloser, digest v1.Hash, path string, log logrus.Fie
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), digest.Hex+".partial-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), digest.Hex+partialInfix+"*")
 	if err != nil {
 		return nil, err
 	}
-	return &cacheFill{src: src, tmp: tmp, hash: h, digest: digest, path: path, log: log}, nil
+	// Locked while it is written: cleanPartials leaves it alone.
+	if err := unix.Flock(int(tmp.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return &cacheFill{src: src, tmp: tmp, hash: h, digest: digest, path: path, log: log, pending: pending}, nil
 }
 
 func (c *cacheFill) Read(p []byte) (int, error) {
@@ -140,21 +151,27 @@ func (c *cacheFill) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// commit renames the complete file into place. It is synced first: after a
-// crash, an entry renamed but not yet written would be served as the layer.
+// commit renames the complete file into place, in the background: it is
+// synced first (after a crash, an entry renamed but not yet written would be
+// served as the layer), and the reader, who has the content, need not wait
+// for the disk. Client.Wait waits for commits in flight.
 func (c *cacheFill) commit() {
 	c.done = true
-	err := c.tmp.Sync()
-	if cerr := c.tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(c.tmp.Name(), c.path)
-	}
-	if err != nil {
-		os.Remove(c.tmp.Name())
-		c.log.Warnf("layer %s is not cached: %v", c.digest, err)
-	}
+	c.pending.Add(1)
+	go func() {
+		defer c.pending.Done()
+		err := c.tmp.Sync()
+		if cerr := c.tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(c.tmp.Name(), c.path)
+		}
+		if err != nil {
+			os.Remove(c.tmp.Name())
+			c.log.Warnf("layer %s is not cached: %v", c.digest, err)
+		}
+	}()
 }
 
 // abandon drops the partial entry, warning about err if there is one.
@@ -164,6 +181,35 @@ func (c *cacheFill) abandon(err error) {
 	os.Remove(c.tmp.Name())
 	if err != nil {
 		c.log.Warnf("layer %s is not cached: %v", c.digest, err)
+	}
+}
+
+// partialInfix marks a cache entry being written.
+const partialInfix = ".partial-"
+
+// cleanPartials removes, once per directory and client, the partial
+// entries of downloads that died: those no process holds locked.
+func (c *Client) cleanPartials(dir string) {
+	if _, done := c.cleanedDirs.LoadOrStore(dir, true); done {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), partialInfix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
 	}
 }
 

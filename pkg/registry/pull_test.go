@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"golang.org/x/sys/unix"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -155,6 +157,7 @@ func TestPullCachesLayers(t *testing.T) {
 	if n := blobGets(); n != 1 {
 		t.Fatalf("%d blob GETs after the first read, want 1", n)
 	}
+	c.Wait() // the entry is committed in the background
 	if _, err := os.Stat(filepath.Join(cacheDir, "blobs", digest.Algorithm, digest.Hex)); err != nil {
 		t.Fatalf("no cache entry: %v", err)
 	}
@@ -231,7 +234,7 @@ func TestCacheFillRejectsWrongContent(t *testing.T) {
 	want := v1.Hash{Algorithm: "sha256", Hex: "0000000000000000000000000000000000000000000000000000000000000000"}
 	path := filepath.Join(dir, "entry")
 	log, _ := test.NewNullLogger()
-	fill, err := newCacheFill(io.NopCloser(bytes.NewReader([]byte("not the layer"))), want, path, log)
+	fill, err := newCacheFill(io.NopCloser(bytes.NewReader([]byte("not the layer"))), want, path, log, &sync.WaitGroup{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,5 +351,41 @@ func tarContent(t *testing.T, l v1.Layer) []byte {
 		if _, err := io.Copy(&out, tr); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A partial entry left by a download that died is removed; one being
+// written (locked) is not.
+func TestPullCacheRemovesDeadPartials(t *testing.T) {
+	reg := testregistry.Start(t)
+	seed(t, reg, "team/app:v1", paddedLayerImage(t))
+	cacheDir := t.TempDir()
+	c, _ := newClient(t, WithInsecureRegistries(reg.Host), WithCacheDir(cacheDir))
+	img, err := c.Pull(t.Context(), reg.Ref("team/app:v1"), v1.Platform{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	dir := filepath.Join(cacheDir, "blobs", d.Algorithm)
+	os.MkdirAll(dir, 0o755)
+	dead := filepath.Join(dir, "feed"+partialInfix+"1")
+	live := filepath.Join(dir, "beef"+partialInfix+"2")
+	os.WriteFile(dead, []byte("x"), 0o644)
+	f, err := os.Create(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	tarContent(t, layers[0])
+	c.Wait()
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a dead partial entry is still there")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a partial entry being written was removed: %v", err)
 	}
 }
