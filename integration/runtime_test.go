@@ -101,10 +101,10 @@ ls / > /workspace/root-listing
 		// nothing unpacked.
 		cold, _ := os.ReadFile(filepath.Join(ws, "cache-cold.log"))
 		warm, _ := os.ReadFile(filepath.Join(ws, "cache-warm.log"))
-		if n := strings.Count(string(cold), "cached)"); n != 0 || !strings.Contains(string(cold), "Unpacked") {
+		if n := strings.Count(string(cold), ", cached)"); n != 0 || !strings.Contains(string(cold), "Unpacked") {
 			t.Errorf("cold cached build: %d steps from the cache\n%s", n, cold)
 		}
-		if n := strings.Count(string(warm), "cached)"); n != 1 || strings.Contains(string(warm), "Unpacked") {
+		if n := strings.Count(string(warm), ", cached)"); n != 1 || strings.Contains(string(warm), "Unpacked") {
 			t.Errorf("warm cached build: %d steps from the cache, want 1\n%s", n, warm)
 		}
 		wantFile(t, flatten(t, pullFrom(t, reg, "e2e/cached:1")), "/out", "ARG BASE\nFROM ${BASE}\nRUN echo again > /again\ncached-run\n", 0o644, 0, 0)

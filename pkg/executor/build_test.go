@@ -119,7 +119,7 @@ ADD a.txt /data/keep
 		t.Errorf("%d new layers, want 3: %q", len(got), got)
 	}
 	// No RUN: nothing was extracted.
-	if lines := tb.messages("Unpacked"); len(lines) != 0 {
+	if lines := tb.messages("npacked"); len(lines) != 0 {
 		t.Errorf("a build without RUN unpacked its base: %q", lines)
 	}
 }
@@ -244,7 +244,7 @@ RUN copy /a.txt /second
 	if got := tb.messages("continuing in its root filesystem"); len(got) != 1 {
 		t.Errorf("adoption not logged: %q", tb.messages("FROM"))
 	}
-	if got := tb.messages("Unpacked"); len(got) != 1 {
+	if got := tb.messages("npacked"); len(got) != 1 {
 		t.Errorf("unpacked %d times: %q", len(got), got)
 	}
 	// The child's layers: only what its RUN changed.

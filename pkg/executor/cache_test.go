@@ -105,7 +105,7 @@ func TestLayerCache(t *testing.T) {
 		t.Fatalf("unchanged rebuild: %s (%v)", got, warm.cached)
 	}
 	// Nothing was extracted, and the image is the same, to the digest.
-	if lines := warm.logs.messages("Unpacked"); len(lines) != 0 {
+	if lines := warm.logs.messages("npacked"); len(lines) != 0 {
 		t.Errorf("a rebuild served from the cache unpacked: %q", lines)
 	}
 	if len(warm.logs.sandbox.specs()) != 0 {

@@ -80,6 +80,8 @@ func (a *inPlaceRoots) New(ctx context.Context, _ string) (rootFS, error) {
 	return a.current, nil
 }
 
+func (a *inPlaceRoots) OneAtATime() bool { return true }
+
 // Close puts "/" back as the executor image shipped it.
 func (a *inPlaceRoots) Close(ctx context.Context) error {
 	a.mu.Lock()

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
@@ -121,7 +121,8 @@ func TestInPlaceRecoversFromAKilledBuild(t *testing.T) {
 	}
 	before := treeOf(t, fakeRoot)
 	newRoots := func() *inPlaceRoots {
-		a := newInPlaceRoots(t.TempDir(), state, nil, logrus.New())
+		log, _ := test.NewNullLogger()
+		a := newInPlaceRoots(t.TempDir(), state, nil, log)
 		a.dir = fakeRoot
 		a.mounts = func() ([]string, error) { return nil, nil }
 		return a

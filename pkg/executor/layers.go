@@ -12,6 +12,9 @@ import (
 // tree is the stage's current tree: on disk once materialised (brought up
 // to date with the stage's layers first), else the view of its layers.
 func (s *stageBuilder) tree(ctx context.Context) (fsview.FS, error) {
+	if err := s.awaitRoot(); err != nil {
+		return nil, err
+	}
 	if s.root == nil {
 		return s.lfs, nil
 	}
@@ -43,7 +46,7 @@ func (s *stageBuilder) commitLayer(ctx context.Context, l *layer.File, history s
 		if _, err := s.materialize(ctx); err != nil {
 			return err
 		}
-		if err := s.applyLayer(ctx, l); err != nil {
+		if err := s.applyLayer(ctx, s.root, l); err != nil {
 			return err
 		}
 		s.addHistory(history, true)

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/progress"
 	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 	"github.com/kiln-build/kiln/pkg/snapshot"
@@ -50,6 +51,9 @@ type rootAllocator interface {
 	New(ctx context.Context, name string) (rootFS, error)
 	// Close undoes what the allocator changed outside its roots.
 	Close(ctx context.Context) error
+	// OneAtATime reports whether its roots share one place (in-place:
+	// "/"), so that a root may only be made when its stage needs it.
+	OneAtATime() bool
 }
 
 // stageRoot is a stage's materialised tree: the root, a view of it, the
@@ -69,30 +73,93 @@ type stageRoot struct {
 // baseline. A materialised root is brought up to date with the layers
 // added since (COPY, WORKDIR) before it is used.
 func (s *stageBuilder) materialize(ctx context.Context) (*stageRoot, error) {
+	if err := s.awaitRoot(); err != nil {
+		return nil, err
+	}
 	if s.root != nil {
 		return s.root, s.syncRoot(ctx)
 	}
+	layers, err := s.allLayers()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
+	if s.root, err = s.newStageRoot(ctx, layers); err != nil {
+		return nil, err
+	}
+	s.log.Infof("Unpacked %d layers into %s in %s", s.root.applied, s.root.Dir(), roundDuration(time.Since(start)))
+	return s.root, nil
+}
+
+// newStageRoot allocates a root, extracts layers onto it and takes the
+// snapshot baseline. It reads nothing of s that changes while a stage runs,
+// so that it may run beside the stage's first steps (see prefetchRoot).
+func (s *stageBuilder) newStageRoot(ctx context.Context, layers []v1.Layer) (*stageRoot, error) {
 	r, err := s.b.roots.New(ctx, stageName(s.stage))
 	if err != nil {
 		return nil, err
 	}
-	root := &stageRoot{rootFS: r}
-	s.root = root
+	root := &stageRoot{rootFS: r, ignore: s.ignored}
 	if root.fs, err = fsview.NewDirFS(r.Dir()); err != nil {
+		r.Release()
 		return nil, err
 	}
-	root.ignore = s.ignored
-	root.snap = snapshot.New(r.Dir(), snapshot.WithIgnore(func(p string) bool { return root.ignore(p) }))
-	if err := s.syncRoot(ctx); err != nil {
-		return nil, err
+	root.snap = snapshot.New(r.Dir(), snapshot.WithIgnore(func(p string) bool { return r.Protected(p) || root.ignore(p) }))
+	for _, l := range layers {
+		if err := s.applyLayer(ctx, root, l); err != nil {
+			r.Release()
+			return nil, err
+		}
+		root.applied++
 	}
 	if err := root.snap.Baseline(ctx); err != nil {
+		r.Release()
 		return nil, fmt.Errorf("snapshot baseline of %q: %w", r.Dir(), err)
 	}
-	root.stale = false
-	s.log.Infof("Unpacked %d layers into %s in %s", root.applied, r.Dir(), roundDuration(time.Since(start)))
 	return root, nil
+}
+
+// prefetchRoot starts materialising the stage's base in the background, at
+// FROM, when the stage will need its root: the layers are pulled and
+// unpacked while the first steps run and other stages build, in one pass
+// (a COPY before the first RUN then reads the tree on disk instead of
+// decompressing the layers a second time for their headers).
+func (s *stageBuilder) prefetchRoot(ctx context.Context) {
+	layers, err := s.allLayers()
+	if err != nil {
+		return
+	}
+	done := make(chan struct{})
+	s.pendingRoot = done
+	start := time.Now()
+	go func() {
+		defer close(done)
+		s.prefetched, s.prefetchErr = s.newStageRoot(ctx, layers)
+		if s.prefetchErr == nil {
+			var size int64
+			for _, l := range layers {
+				if n, err := l.Size(); err == nil {
+					size += n
+				}
+			}
+			s.log.Infof("FROM %s: pulled and unpacked %d layers (%s) in %s", s.stage.Base, len(layers),
+				progress.Size(size), roundDuration(time.Since(start)))
+		}
+	}()
+}
+
+// awaitRoot takes over the root prefetchRoot made, once it is ready.
+func (s *stageBuilder) awaitRoot() error {
+	if s.pendingRoot == nil {
+		return nil
+	}
+	<-s.pendingRoot
+	s.pendingRoot = nil
+	if s.prefetchErr != nil {
+		return s.prefetchErr
+	}
+	s.root, s.prefetched = s.prefetched, nil
+	return nil
 }
 
 // syncRoot extracts the stage's layers the root does not hold yet.
@@ -102,7 +169,7 @@ func (s *stageBuilder) syncRoot(ctx context.Context) error {
 		return err
 	}
 	for _, l := range layers[s.root.applied:] {
-		if err := s.applyLayer(ctx, l); err != nil {
+		if err := s.applyLayer(ctx, s.root, l); err != nil {
 			return err
 		}
 		s.root.applied++
@@ -120,18 +187,18 @@ func (s *stageBuilder) allLayers() ([]v1.Layer, error) {
 	return append(append([]v1.Layer(nil), base...), s.layers...), nil
 }
 
-// applyLayer extracts one layer onto the stage's root.
-func (s *stageBuilder) applyLayer(ctx context.Context, l v1.Layer) error {
+// applyLayer extracts one layer onto root.
+func (s *stageBuilder) applyLayer(ctx context.Context, root *stageRoot, l v1.Layer) error {
 	name := layerName(l)
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", name, err)
 	}
 	defer rc.Close()
-	opts := append(s.b.copyOptions(), rootfs.WithLayerName(name), rootfs.WithLogger(s.log), rootfs.WithIgnore(s.root.Protected))
-	err = rootfs.Apply(ctx, s.root.Dir(), rc, opts...)
+	opts := append(s.b.copyOptions(), rootfs.WithLayerName(name), rootfs.WithLogger(s.log), rootfs.WithIgnore(root.Protected))
+	err = rootfs.Apply(ctx, root.Dir(), rc, opts...)
 	if err != nil {
-		return fmt.Errorf("applying layer to %q: %w", s.root.Dir(), err)
+		return fmt.Errorf("applying layer to %q: %w", root.Dir(), err)
 	}
 	return nil
 }
@@ -142,14 +209,11 @@ func (b *Builder) copyOptions() []rootfs.Option {
 	return []rootfs.Option{rootfs.WithChownErrorsIgnored(b.opts.rootless), rootfs.WithLogger(b.opts.log)}
 }
 
-// ignored reports whether a container path must never be snapshotted: what
-// the root protects, --ignore-path entries, declared volumes (RUN changes
-// there are discarded, as the reference builder does) and the mount
-// points of the RUN in progress.
+// ignored reports whether a container path must never be snapshotted
+// (besides what the root protects): --ignore-path entries, declared volumes
+// (RUN changes there are discarded, as the reference builder does) and the
+// mount points of the RUN in progress.
 func (s *stageBuilder) ignored(p string) bool {
-	if s.root != nil && s.root.Protected(p) {
-		return true
-	}
 	for _, ig := range s.b.opts.ignorePaths {
 		if within(p, ig) {
 			return true
@@ -202,6 +266,7 @@ func (a *dirRoots) New(_ context.Context, name string) (rootFS, error) {
 }
 
 func (a *dirRoots) Close(context.Context) error { return nil }
+func (a *dirRoots) OneAtATime() bool            { return false }
 
 // dirRoot is a root filesystem in a directory of its own. The sandbox
 // mounts what a RUN needs.

@@ -39,6 +39,11 @@ type stageBuilder struct {
 	runMountTargets []string // excluded from the snapshot of the RUN in progress
 	// pending is the cache key of the step in progress (see fromCache).
 	pending cachedStep
+
+	// pendingRoot is closed when the root prefetchRoot makes is ready.
+	pendingRoot chan struct{}
+	prefetched  *stageRoot
+	prefetchErr error
 	volumes []string // declared volumes, resolved for the snapshot in progress
 }
 
@@ -79,6 +84,18 @@ func (b *Builder) buildStage(ctx context.Context, st *dockerfile.Stage) (*stageR
 	if err := s.from(ctx); err != nil {
 		return nil, b.plan.Dockerfile.StageError(st, err)
 	}
+	if s.root == nil && b.cache == nil && !b.roots.OneAtATime() && (stageRunsCommands(st) || b.opts.singleSnapshot) {
+		s.prefetchRoot(ctx)
+	}
+	defer func() {
+		// A stage that failed before it took its prefetched root over.
+		if s.pendingRoot != nil {
+			<-s.pendingRoot
+			if s.prefetched != nil {
+				s.prefetched.Release()
+			}
+		}
+	}()
 	cmds, err := s.onbuildTriggers()
 	if err != nil {
 		return nil, err
