@@ -44,7 +44,7 @@ type stageBuilder struct {
 	pendingRoot chan struct{}
 	prefetched  *stageRoot
 	prefetchErr error
-	volumes []string // declared volumes, resolved for the snapshot in progress
+	volumes     []string // declared volumes, resolved for the snapshot in progress
 }
 
 // stageResult is a finished stage.
