@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,4 +106,41 @@ func TestReportFileAndProgress(t *testing.T) {
 	// tty needs a terminal.
 	res = e.tryBuild(dir, "-d", dest, "--progress", "tty")
 	wantOutput(t, res, false, "--progress=tty: standard error is not a terminal")
+}
+
+// The image's layers are uploaded while the build goes on; the push then
+// finds them: each blob is sent once, and the tag is set last.
+func TestLayersUploadedAheadOfThePush(t *testing.T) {
+	testutil.RequireRoot(t, "RUN with chroot isolation")
+	e := newEnv(t)
+	base := pushBusybox(e)
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nCOPY f /f\nRUN echo one > /one\nRUN echo two > /two\n",
+		"f":          "content",
+	})
+	mark := len(e.reg.Requests())
+	e.build(dir, "-d", e.ref("test/ahead:1"))
+	uploads := map[string]int{}
+	lastBlob, tagAt := -1, -1
+	for i, r := range e.reg.Requests()[mark:] {
+		switch {
+		case r.Method == http.MethodPut && strings.Contains(r.Path, "/blobs/uploads/"):
+			d := r.Query[strings.Index(r.Query, "digest=")+len("digest="):]
+			uploads[d]++
+			lastBlob = i
+		case r.Method == http.MethodPut && strings.HasSuffix(r.Path, "/manifests/1"):
+			tagAt = i
+		}
+	}
+	if len(uploads) != 4 { // three layers and the config
+		t.Errorf("uploads %v", uploads)
+	}
+	for d, n := range uploads {
+		if n != 1 {
+			t.Errorf("%s uploaded %d times", d, n)
+		}
+	}
+	if tagAt < lastBlob {
+		t.Error("the tag was set before every blob was there")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/pkg/buildcontext"
@@ -129,6 +130,11 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
 		executor.WithRunOutput(runOut),
 		executor.WithProgress(prog.sink),
+		executor.WithLayerPublisher(func(l v1.Layer) {
+			if !c.output.NoPush {
+				reg.Preupload(ctx, c.output.Destinations, l)
+			}
+		}),
 		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
 		executor.WithStateDir(filepath.Join(kilnDir, "state")),
 	}

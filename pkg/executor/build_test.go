@@ -404,3 +404,52 @@ func TestLayerLimit(t *testing.T) {
 	newTestBuild(t, df.String(), "", nil).with(WithMaxLayers(7)).run()
 	newTestBuild(t, df.String(), "", nil).with(WithMaxLayers(0)).run()
 }
+
+// Every layer of the image is handed to the publisher as soon as it is made
+// (before the next step runs); layers of other stages are not.
+func TestLayersPublishedAsMade(t *testing.T) {
+	df := `FROM base AS other
+RUN write /o 1
+FROM base AS parent
+RUN write /p 1
+FROM parent
+COPY --from=other /o /o
+RUN write /c 1
+`
+	tb := newTestBuild(t, df, "", nil).with(WithJobs(1))
+	var mu sync.Mutex
+	var published []v1.Layer
+	publishedBeforeRun := map[string]int{}
+	tb.with(WithLayerPublisher(func(l v1.Layer) {
+		mu.Lock()
+		defer mu.Unlock()
+		published = append(published, l)
+	}))
+	b := tb.builder()
+	b.opts.sandbox = &hookSandbox{scriptSandbox: tb.sandbox, before: func(spec *sandbox.Spec) {
+		mu.Lock()
+		defer mu.Unlock()
+		publishedBeforeRun[spec.Args[len(spec.Args)-1]] = len(published)
+	}}
+	img, err := tb.runErr(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	want := layers[1:] // the base's layer is pulled, not made
+	if len(published) != len(want) {
+		t.Fatalf("published %d layers, the image made %d", len(published), len(want))
+	}
+	for i := range want {
+		a, _ := published[i].Digest()
+		b, _ := want[i].Digest()
+		if a != b {
+			t.Errorf("layer %d: published %s, image has %s", i, a, b)
+		}
+	}
+	// parent's layer was out before the last stage's COPY layer, which was
+	// out before its RUN.
+	if publishedBeforeRun["write /c 1"] != 2 {
+		t.Errorf("before the last RUN, %d layers were published, want 2", publishedBeforeRun["write /c 1"])
+	}
+}

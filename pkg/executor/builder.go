@@ -29,6 +29,9 @@ type Builder struct {
 	roots   rootAllocator         // where stage root filesystems live
 	cache   *layerCache           // nil without --cache
 	cleaned chan struct{}         // closed once Build's leftovers are removed
+	// inImage holds the stages whose layers end in the image: the target
+	// and the stages it continues (FROM <stage>).
+	inImage map[*dockerfile.Stage]bool
 }
 
 // stageFuture is the result of a stage, available once done is closed.
@@ -78,6 +81,10 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	}
 	for _, s := range plan.Stages {
 		b.results[s] = &stageFuture{done: make(chan struct{})}
+	}
+	b.inImage = map[*dockerfile.Stage]bool{}
+	for s := plan.Target; s != nil; s = s.BaseStage {
+		b.inImage[s] = true
 	}
 	for _, s := range plan.Stages {
 		for _, dep := range stageDeps(s) {

@@ -47,6 +47,7 @@ type options struct {
 	ssh            map[string]*sshagent.Agent
 	stateDir       string
 	progress       progress.Sink
+	publish        func(v1.Layer)
 }
 
 // Option configures a Builder.
@@ -136,6 +137,11 @@ func WithStateDir(dir string) Option { return func(o *options) { o.stateDir = di
 
 // WithProgress sends the start and the end of every step to sink.
 func WithProgress(sink progress.Sink) Option { return func(o *options) { o.progress = sink } }
+
+// WithLayerPublisher calls publish with every layer that will be part of
+// the image Build returns, as soon as it is made, so that it can be
+// uploaded while the build goes on.
+func WithLayerPublisher(publish func(v1.Layer)) Option { return func(o *options) { o.publish = publish } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }

@@ -405,6 +405,9 @@ func (s *stageBuilder) addLayer(l v1.Layer, createdBy string) {
 	s.layers = append(s.layers, l)
 	s.lfs.Append(l)
 	s.addHistory(createdBy, false)
+	if s.b.opts.publish != nil && s.b.inImage[s.stage] {
+		s.b.opts.publish(l)
+	}
 }
 
 // now is the timestamp for config and history: the epoch when reproducible.

@@ -43,12 +43,15 @@ type Client struct {
 	// the cache directories whose dead partial entries were removed.
 	pendingFills sync.WaitGroup
 	cleanedDirs  sync.Map
+	// preuploads are layers being uploaded ahead of their push.
+	preuploads sync.WaitGroup
 }
 
 // Wait waits for the work the client does in the background (layer cache
 // entries being written to disk).
 func (c *Client) Wait() {
 	c.pendingFills.Wait()
+	c.preuploads.Wait()
 }
 
 // New builds a Client. It reads the credential sources and the registry

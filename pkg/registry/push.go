@@ -38,6 +38,8 @@ func (c *Client) Push(ctx context.Context, img v1.Image, destinations []string) 
 	if err != nil {
 		return nil, fmt.Errorf("computing the image digest: %w", err)
 	}
+	// Blobs uploaded ahead (Preupload) are found there, not sent again.
+	c.preuploads.Wait()
 	pushed := make([]name.Digest, len(tags))
 	sent := make([]v1.Update, len(tags))
 	for i, tag := range tags {
