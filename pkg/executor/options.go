@@ -141,7 +141,9 @@ func WithProgress(sink progress.Sink) Option { return func(o *options) { o.progr
 // WithLayerPublisher calls publish with every layer that will be part of
 // the image Build returns, as soon as it is made, so that it can be
 // uploaded while the build goes on.
-func WithLayerPublisher(publish func(v1.Layer)) Option { return func(o *options) { o.publish = publish } }
+func WithLayerPublisher(publish func(v1.Layer)) Option {
+	return func(o *options) { o.publish = publish }
+}
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }
