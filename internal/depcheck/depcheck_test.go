@@ -19,13 +19,13 @@ const module = "github.com/kiln-build/kiln/"
 // → snapshot/layers → registry.
 var allowed = map[string][]string{
 	"cmd/kiln":         {"pkg/cli", "pkg/sandbox"},
-	"pkg/cli":          {"pkg/buildcontext", "pkg/cache", "pkg/dockerfile", "pkg/executor", "pkg/layer", "pkg/logging", "pkg/manifest", "pkg/output", "pkg/progress", "pkg/registry", "pkg/sandbox", "pkg/sshagent", "pkg/workdir"},
+	"pkg/cli":          {"pkg/buildcontext", "pkg/cache", "pkg/dockerfile", "pkg/executor", "pkg/layer", "pkg/layerstore", "pkg/logging", "pkg/manifest", "pkg/output", "pkg/progress", "pkg/registry", "pkg/sandbox", "pkg/sshagent", "pkg/workdir"},
 	"pkg/buildcontext": {"pkg/compression", "pkg/fsview", "pkg/rootfs"},
 	"pkg/cache":        {"pkg/workdir"},
 	"pkg/compression":  nil,
 	"pkg/copier":       {"pkg/compression", "pkg/fsview", "pkg/layer", "pkg/rootfs"},
 	"pkg/dockerfile":   nil,
-	"pkg/executor":     {"pkg/cache", "pkg/compression", "pkg/copier", "pkg/dockerfile", "pkg/fsview", "pkg/layer", "pkg/progress", "pkg/rootfs", "pkg/sandbox", "pkg/snapshot", "pkg/sshagent", "pkg/userdb", "pkg/workdir"},
+	"pkg/executor":     {"pkg/cache", "pkg/compression", "pkg/copier", "pkg/dockerfile", "pkg/fsview", "pkg/layer", "pkg/layerstore", "pkg/progress", "pkg/rootfs", "pkg/sandbox", "pkg/snapshot", "pkg/sshagent", "pkg/userdb", "pkg/workdir"},
 	"pkg/fsview":       nil,
 	"pkg/layer":        nil,
 	"pkg/logging":      nil,
@@ -37,6 +37,7 @@ var allowed = map[string][]string{
 	"pkg/snapshot":     {"pkg/fsview", "pkg/layer"},
 	"pkg/userdb":       {"pkg/fsview"},
 	"pkg/sshagent":     nil,
+	"pkg/layerstore":   nil,
 	"pkg/progress":     nil,
 	"pkg/workdir":      nil,
 }

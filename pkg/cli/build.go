@@ -47,6 +47,7 @@ type buildFlags struct {
 	maxLayers        int
 	progress         string
 	reportFile       string
+	layerStoreLimit  string
 	cacheFlags
 }
 
@@ -151,6 +152,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
 	fl.StringVar(&f.progress, "progress", progressAuto, "how progress is shown: auto (tty on a terminal, else plain), tty (a live view), plain (log lines with percent and rate), json (one event per line)")
 	fl.StringVar(&f.reportFile, "report-file", "", "write what the build did as JSON: steps, durations, layers, cache hits, what was pulled and pushed")
+	fl.StringVar(&f.layerStoreLimit, "layer-store-size", "10GiB", "chroot isolation: keep base layers extracted in --kiln-dir, up to this size (least recently used go first), for the next builds to mount without extracting them; 0 turns it off")
 	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: ID (the agent of $SSH_AUTH_SOCK), ID=SOCKET, or ID=KEYFILE[,KEYFILE...] (keys held in memory); ID is usually default (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -51,6 +52,9 @@ type buildConfig struct {
 	ignoreVarRun bool
 
 	cache *cacheConfig // nil without --cache
+	// layerStore is the size limit of the extracted layers kept in
+	// --kiln-dir; 0 keeps none.
+	layerStore int64
 	// baseImages is --cache-dir: base images stored by `kiln cache warm`.
 	baseImages string
 	cacheTTL   time.Duration
@@ -194,6 +198,9 @@ func (f *buildFlags) config() (*buildConfig, error) {
 	}
 	for _, p := range f.ignorePaths {
 		c.ignorePaths = append(c.ignorePaths, filepath.Clean("/"+p))
+	}
+	if c.layerStore, err = units.RAMInBytes(f.layerStoreLimit); err != nil || c.layerStore < 0 {
+		return nil, fmt.Errorf("invalid --layer-store-size %q: a size such as 10GiB, or 0", f.layerStoreLimit)
 	}
 	if c.cache, err = f.cacheConfig(); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/pkg/cache"
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/executor"
+	"github.com/kiln-build/kiln/pkg/layerstore"
 	"github.com/kiln-build/kiln/pkg/output"
 	"github.com/kiln-build/kiln/pkg/registry"
 	"github.com/kiln-build/kiln/pkg/sandbox"
@@ -39,6 +40,13 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 		// Re-executes kiln in a user namespace; returns in the new process.
 		if err := sandbox.EnterUserNamespace(); err != nil {
 			return image, err
+		}
+	}
+	if isolationErr == nil && mode == sandbox.ModeChroot && c.layerStore > 0 {
+		// Overlays of the layer store need a mount namespace of kiln's
+		// own: re-executes kiln in one; returns in the new process.
+		if err := sandbox.EnterMountNamespace(); err != nil {
+			log.Infof("Stage roots are directories of their own: %v", err)
 		}
 	}
 	if isolationErr == nil {
@@ -152,6 +160,13 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 			return image, err
 		}
 		xopts = append(xopts, executor.WithSandbox(sb))
+		if mode == sandbox.ModeChroot && c.layerStore > 0 && sandbox.PrivateMounts() {
+			store, err := layerstore.Open(filepath.Join(kilnDir, "layers"), c.layerStore, log)
+			if err != nil {
+				return image, err
+			}
+			xopts = append(xopts, executor.WithLayerStore(store))
+		}
 	}
 	b, err := executor.New(plan, xopts...)
 	if err != nil {

@@ -197,14 +197,14 @@ type countingRoots struct {
 	roots map[string][]rootFS
 }
 
-func (c *countingRoots) New(ctx context.Context, name string) (rootFS, error) {
-	r, err := c.rootAllocator.New(ctx, name)
+func (c *countingRoots) New(ctx context.Context, name string, layers []v1.Layer) (rootFS, int, error) {
+	r, n, err := c.rootAllocator.New(ctx, name, layers)
 	if err == nil {
 		c.mu.Lock()
 		c.roots[name] = append(c.roots[name], r)
 		c.mu.Unlock()
 	}
-	return r, err
+	return r, n, err
 }
 
 func (c *countingRoots) live(name string) bool {

@@ -67,6 +67,14 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 	}
 	b := &Builder{plan: plan, opts: o, results: map[*dockerfile.Stage]*stageFuture{}, images: map[string]*imageView{}}
 	b.roots = &dirRoots{dir: rootsDir(o.workDir)}
+	if o.layerStore != nil && o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeChroot {
+		overlay, err := newOverlayRoots(o.layerStore, filepath.Join(o.workDir, "overlay"), overlayExtract(o.log), b.roots, o.log)
+		if err != nil {
+			o.log.Infof("Stage roots are directories of their own: %v", err)
+		} else {
+			b.roots = overlay
+		}
+	}
 	if o.cache != nil && o.cache.Store != nil {
 		if o.singleSnapshot {
 			o.log.Warn("Layer caching does not apply to --single-snapshot builds: every step runs")

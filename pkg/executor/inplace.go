@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -64,20 +65,20 @@ const dirtyMarker = "in-place-dirty"
 
 // New resets "/" and lends it to a new stage; the previous stage's tree
 // is gone from then on.
-func (a *inPlaceRoots) New(ctx context.Context, _ string) (rootFS, error) {
+func (a *inPlaceRoots) New(ctx context.Context, _ string, _ []v1.Layer) (rootFS, int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pristine == nil {
 		if err := a.record(ctx); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	a.revoke()
 	if err := a.reset(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	a.current = &inPlaceRoot{a: a, live: true}
-	return a.current, nil
+	return a.current, 0, nil
 }
 
 func (a *inPlaceRoots) OneAtATime() bool { return true }
@@ -301,7 +302,13 @@ type inPlaceRoot struct {
 	live bool
 }
 
-func (r *inPlaceRoot) Dir() string             { return r.a.dir }
+func (r *inPlaceRoot) Dir() string { return r.a.dir }
+
+// Differ compares file metadata with a walk of "/".
+func (r *inPlaceRoot) Differ(ignore func(string) bool) differ {
+	return snapshot.New(r.a.dir, snapshot.WithIgnore(ignore))
+}
+
 func (r *inPlaceRoot) Protected(p string) bool { return r.a.protected(p) }
 func (r *inPlaceRoot) PlacesMounts() bool      { return true }
 func (r *inPlaceRoot) Release()                {} // the next stage or Close resets "/"

@@ -128,7 +128,7 @@ func TestInPlaceRecoversFromAKilledBuild(t *testing.T) {
 		return a
 	}
 	first := newRoots()
-	if _, err := first.New(ctx, "stage"); err != nil {
+	if _, _, err := first.New(ctx, "stage", nil); err != nil {
 		t.Fatal(err)
 	}
 	// The stage changes "/", then the build dies: no Close.
@@ -139,7 +139,7 @@ func TestInPlaceRecoversFromAKilledBuild(t *testing.T) {
 	}
 
 	second := newRoots()
-	if _, err := second.New(ctx, "stage"); err != nil {
+	if _, _, err := second.New(ctx, "stage", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := second.Close(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/pkg/fsview"
 	"github.com/kiln-build/kiln/pkg/layer"
+	"github.com/kiln-build/kiln/pkg/layerstore"
 	"github.com/kiln-build/kiln/pkg/progress"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 	"github.com/kiln-build/kiln/pkg/sshagent"
@@ -48,6 +49,7 @@ type options struct {
 	stateDir       string
 	progress       progress.Sink
 	publish        func(v1.Layer)
+	layerStore     *layerstore.Store
 }
 
 // Option configures a Builder.
@@ -144,6 +146,12 @@ func WithProgress(sink progress.Sink) Option { return func(o *options) { o.progr
 func WithLayerPublisher(publish func(v1.Layer)) Option {
 	return func(o *options) { o.publish = publish }
 }
+
+// WithLayerStore makes stage roots overlays of layers extracted in store,
+// which builds on the machine share, when this machine can mount them.
+// Only for chroot isolation in kiln's own mount namespace
+// (sandbox.PrivateMounts).
+func WithLayerStore(store *layerstore.Store) Option { return func(o *options) { o.layerStore = store } }
 
 // WithRunOutput sets where RUN commands' output goes (default: discarded).
 func WithRunOutput(w io.Writer) Option { return func(o *options) { o.runOutput = w } }

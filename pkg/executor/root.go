@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/layer"
 	"github.com/kiln-build/kiln/pkg/progress"
 	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
@@ -37,6 +38,9 @@ type rootFS interface {
 	// the sandbox mount them: a cache is then moved in and out, so one RUN
 	// at a time may use it.
 	PlacesMounts() bool
+	// Differ returns what finds the changes made in the root since its
+	// last baseline, ignoring the container paths ignore names.
+	Differ(ignore func(p string) bool) differ
 	// Live reports whether the tree is still on disk, for the readers of a
 	// finished stage (COPY --from, RUN --mount from=).
 	Live() bool
@@ -45,10 +49,19 @@ type rootFS interface {
 	Release()
 }
 
+// differ finds what changed in a root: Baseline marks the state changes
+// are counted from, Diff writes them as layer entries.
+type differ interface {
+	Baseline(ctx context.Context) error
+	Diff(ctx context.Context, tw layer.TarWriter) (snapshot.Stats, error)
+}
+
 // rootAllocator hands out the root filesystems of stages.
 type rootAllocator interface {
-	// New returns an empty root for the stage called name.
-	New(ctx context.Context, name string) (rootFS, error)
+	// New returns a root for the stage called name holding the first n of
+	// layers (those it could take without extracting them onto it, 0 for
+	// an empty root); the caller extracts the others.
+	New(ctx context.Context, name string, layers []v1.Layer) (root rootFS, n int, err error)
 	// Close undoes what the allocator changed outside its roots.
 	Close(ctx context.Context) error
 	// OneAtATime reports whether its roots share one place (in-place:
@@ -61,7 +74,7 @@ type rootAllocator interface {
 type stageRoot struct {
 	rootFS
 	fs   *fsview.DirFS
-	snap *snapshot.Snapshotter
+	snap differ
 	// ignore is the snapshot filter of the stage using the root now (a
 	// stage continuing from another one takes its root over).
 	ignore  func(p string) bool
@@ -95,17 +108,17 @@ func (s *stageBuilder) materialize(ctx context.Context) (*stageRoot, error) {
 // snapshot baseline. It reads nothing of s that changes while a stage runs,
 // so that it may run beside the stage's first steps (see prefetchRoot).
 func (s *stageBuilder) newStageRoot(ctx context.Context, layers []v1.Layer) (*stageRoot, error) {
-	r, err := s.b.roots.New(ctx, stageName(s.stage))
+	r, held, err := s.b.roots.New(ctx, stageName(s.stage), layers)
 	if err != nil {
 		return nil, err
 	}
-	root := &stageRoot{rootFS: r, ignore: s.ignored}
+	root := &stageRoot{rootFS: r, ignore: s.ignored, applied: held}
 	if root.fs, err = fsview.NewDirFS(r.Dir()); err != nil {
 		r.Release()
 		return nil, err
 	}
-	root.snap = snapshot.New(r.Dir(), snapshot.WithIgnore(func(p string) bool { return r.Protected(p) || root.ignore(p) }))
-	for _, l := range layers {
+	root.snap = r.Differ(func(p string) bool { return r.Protected(p) || root.ignore(p) })
+	for _, l := range layers[held:] {
 		if err := s.applyLayer(ctx, root, l); err != nil {
 			r.Release()
 			return nil, err
@@ -250,19 +263,19 @@ type dirRoots struct {
 	dir string
 }
 
-func (a *dirRoots) New(_ context.Context, name string) (rootFS, error) {
+func (a *dirRoots) New(_ context.Context, name string, _ []v1.Layer) (rootFS, int, error) {
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	d, err := os.MkdirTemp(a.dir, "stage-"+name+"-")
 	if err != nil {
-		return nil, fmt.Errorf("creating root filesystem directory: %w", err)
+		return nil, 0, fmt.Errorf("creating root filesystem directory: %w", err)
 	}
 	// The root directory itself is "/" of the image: 0755 like Docker's.
 	if err := os.Chmod(d, 0o755); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &dirRoot{dir: d}, nil
+	return &dirRoot{dir: d}, 0, nil
 }
 
 func (a *dirRoots) Close(context.Context) error { return nil }
@@ -276,7 +289,13 @@ type dirRoot struct {
 	gone bool
 }
 
-func (r *dirRoot) Dir() string           { return r.dir }
+func (r *dirRoot) Dir() string { return r.dir }
+
+// Differ compares file metadata with a walk of the whole tree.
+func (r *dirRoot) Differ(ignore func(string) bool) differ {
+	return snapshot.New(r.dir, snapshot.WithIgnore(ignore))
+}
+
 func (r *dirRoot) Protected(string) bool { return false }
 func (r *dirRoot) PlacesMounts() bool    { return false }
 

@@ -7,6 +7,7 @@ type options struct {
 	ignore            func(p string) bool
 	filter            func(p string) bool
 	ignoreChownErrors bool
+	overlayWhiteouts  bool
 	log               logrus.FieldLogger
 }
 
@@ -40,6 +41,15 @@ func WithFilter(filter func(p string) bool) Option {
 // extracting user's ids and one warning is logged.
 func WithChownErrorsIgnored(ignore bool) Option {
 	return func(o *options) { o.ignoreChownErrors = ignore }
+}
+
+// WithOverlayWhiteouts extracts a layer on its own into an empty
+// directory, to be an overlayfs lower layer: a whiteout becomes overlay's
+// (a character device 0/0 in the name's place), an opaque directory gets
+// overlay's trusted.overlay.opaque attribute. It needs root, as overlay
+// does.
+func WithOverlayWhiteouts() Option {
+	return func(o *options) { o.overlayWhiteouts = true }
 }
 
 // WithLogger sets the logger for warnings and debug details.

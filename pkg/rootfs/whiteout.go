@@ -22,6 +22,9 @@ func (x *extractor) whiteout(dir, base string) error {
 	if base != opaqueWhiteout && (victim == "" || victim == "." || victim == "..") {
 		return fmt.Errorf("invalid whiteout %q", base)
 	}
+	if x.opts.overlayWhiteouts {
+		return x.overlayWhiteout(path.Clean(dir), base, victim)
+	}
 	h, err := x.dir(path.Clean(dir), false)
 	if err != nil || h == nil || h.ignored {
 		return err // nothing there to hide
@@ -30,6 +33,32 @@ func (x *extractor) whiteout(dir, base string) error {
 		return x.pruneChildren(h.fd, h.path)
 	}
 	return x.pruneLower(h.fd, victim, path.Join(h.path, victim))
+}
+
+// overlayWhiteout records a whiteout the way overlayfs reads it in a lower
+// layer. What this layer itself writes under the name survives, as in
+// Apply's own semantics: a whiteout never replaces an entry of its layer.
+func (x *extractor) overlayWhiteout(dir, base, victim string) error {
+	h, err := x.dir(dir, true)
+	if err != nil || h.ignored {
+		return err
+	}
+	if base == opaqueWhiteout {
+		fd, err := unix.Openat(h.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Fsetxattr(fd, "trusted.overlay.opaque", []byte("y"), 0)
+	}
+	p := path.Join(h.path, victim)
+	if x.written[p]&markWritten != 0 {
+		return nil
+	}
+	if err := unix.Mknodat(h.fd, victim, unix.S_IFCHR, 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("overlay whiteout %q: %w", p, err)
+	}
+	return nil
 }
 
 // pruneLower removes name (the container path p) in dirfd unless this layer

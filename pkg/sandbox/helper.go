@@ -47,6 +47,7 @@ func Init() {
 	// A process waiting for its ID maps stays dumpable until it has them:
 	// initUserNamespace re-executes it then, and Init runs again.
 	initUserNamespace()
+	initMountNamespace()
 	if err := protectProcess(); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
 		os.Exit(1)

@@ -128,6 +128,14 @@ func EnterUserNamespace() error {
 		}
 		syncW.Close()
 	}
+	exitWithChild(cmd, signals)
+	return nil
+}
+
+// exitWithChild waits for cmd, kiln re-executed, forwarding SIGTERM to it
+// (it is in kiln's process group: the terminal's signals reach it
+// directly), and exits with its status.
+func exitWithChild(cmd *exec.Cmd, signals chan os.Signal) {
 	go func() {
 		for s := range signals {
 			if s == unix.SIGTERM {
@@ -141,7 +149,6 @@ func EnterUserNamespace() error {
 		os.Exit(128 + int(ws.Signal()))
 	}
 	os.Exit(ws.ExitStatus())
-	return nil
 }
 
 // initUserNamespace is Init's part for kiln re-executed by
