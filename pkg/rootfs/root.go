@@ -410,6 +410,25 @@ func (r *Root) ReadFile(p string, limit int64) ([]byte, error) {
 	return readLimited(f, clean(p), limit)
 }
 
+// ReadHostFile reads a file the user named on the host, outside any root
+// (a Dockerfile given with an absolute path, say): symlinks are followed as
+// usual, but anything other than a regular file is refused without
+// blocking (ErrSpecialFile: a named pipe would wait for a writer, a device
+// could be read forever) and a file over limit bytes fails with
+// ErrTooLarge. Errors name the path.
+func ReadHostFile(name string, limit int64) ([]byte, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, pathError("opening", name, err)
+	}
+	f, err := regularFile(fd, name)
+	if err != nil {
+		return nil, pathError("opening", name, err)
+	}
+	defer f.Close()
+	return readLimited(f, name, limit)
+}
+
 // readLimited reads the regular file f, named p in errors, up to limit.
 func readLimited(f *os.File, p string, limit int64) ([]byte, error) {
 	st, err := f.Stat()
@@ -420,7 +439,7 @@ func readLimited(f *os.File, p string, limit int64) ([]byte, error) {
 		return nil, pathError("reading", p, ErrSpecialFile)
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("reading %q: %w: %d bytes, the limit is %d", p, ErrTooLarge, st.Size(), limit)
+		return nil, fmt.Errorf("reading %q: %w: %d bytes, more than the limit of %s", p, ErrTooLarge, st.Size(), formatSize(limit))
 	}
 	// The size may change while reading: the limit holds anyway.
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -428,9 +447,20 @@ func readLimited(f *os.File, p string, limit int64) ([]byte, error) {
 		return nil, pathError("reading", p, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("reading %q: %w: the limit is %d bytes", p, ErrTooLarge, limit)
+		return nil, fmt.Errorf("reading %q: %w: more than the limit of %s", p, ErrTooLarge, formatSize(limit))
 	}
 	return data, nil
+}
+
+// formatSize writes a size limit the way people think of it.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // Lstat describes p without following a final symlink.

@@ -314,7 +314,7 @@ func TestRootOpenAndReadFile(t *testing.T) {
 	}
 
 	_, err = r.ReadFile("/etc/passwd", 8)
-	wantErrIs(t, "over the limit", err, ErrTooLarge, `reading "/etc/passwd"`, "the limit is 8")
+	wantErrIs(t, "over the limit", err, ErrTooLarge, `reading "/etc/passwd"`, "26 bytes, more than the limit of 8 bytes")
 
 	if err := unix.Mkfifo(filepath.Join(dir, "etc/fifo"), 0o666); err != nil {
 		t.Fatal(err)
@@ -412,5 +412,33 @@ func TestRootLchown(t *testing.T) {
 	}
 	if st := lstat(t, filepath.Join(r.Dir(), "etc/passwd")); st.Uid != 0 {
 		t.Errorf("Lchown followed the link: etc/passwd owned by %d", st.Uid)
+	}
+}
+
+func TestReadHostFile(t *testing.T) {
+	dir := t.TempDir()
+	writeHost(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\n")
+	if err := os.Symlink("Dockerfile", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	// A path the user gave: its symlinks are the user's.
+	if got, err := ReadHostFile(filepath.Join(dir, "link"), 1<<10); err != nil || string(got) != "FROM scratch\n" {
+		t.Errorf("ReadHostFile through a link = %q, %v", got, err)
+	}
+	_, err := ReadHostFile(filepath.Join(dir, "Dockerfile"), 4)
+	wantErrIs(t, "over the limit", err, ErrTooLarge, "more than the limit of 4 bytes")
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadHostFile(filepath.Join(dir, "fifo"), 1<<20)
+	wantErrIs(t, "fifo", err, ErrSpecialFile, "named pipe", filepath.Join(dir, "fifo"))
+	_, err = ReadHostFile("/dev/zero", 1<<20)
+	wantErrIs(t, "/dev/zero", err, ErrSpecialFile, "character device")
+	_, err = ReadHostFile(dir, 1<<20)
+	wantErrIs(t, "directory", err, unix.EISDIR)
+	_, err = ReadHostFile(filepath.Join(dir, "missing"), 1<<20)
+	wantErrIs(t, "missing", err, fs.ErrNotExist)
+	if got := formatSize(16 << 20); got != "16 MiB" {
+		t.Errorf("formatSize = %q", got)
 	}
 }
