@@ -435,6 +435,9 @@ func readLimited(f *os.File, p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, pathError("reading", p, err)
 	}
+	if st.IsDir() {
+		return nil, pathError("reading", p, unix.EISDIR)
+	}
 	if !st.Mode().IsRegular() {
 		return nil, pathError("reading", p, ErrSpecialFile)
 	}

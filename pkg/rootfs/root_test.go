@@ -327,7 +327,7 @@ func TestRootOpenAndReadFile(t *testing.T) {
 		wantErrIs(t, "fifo", err, ErrSpecialFile, "named pipe")
 	}
 	_, err = r.ReadFile("/etc", 1<<20)
-	wantErrIs(t, "directory", err, ErrSpecialFile)
+	wantErrIs(t, "directory", err, unix.EISDIR)
 
 	d, err := r.Open("/abs")
 	if err != nil {
