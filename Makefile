@@ -45,6 +45,18 @@ e2e-runtime: test-deps build
 conformance: build
 	hack/conformance.sh
 
+## fuzz: every fuzz target in turn, FUZZTIME each (one worker: the machine is shared)
+FUZZTIME ?= 1m
+FUZZ_TARGETS := pkg/dockerfile:FuzzParsePlanExpand pkg/rootfs:FuzzApply pkg/buildcontext:FuzzExtractContext \
+	pkg/buildcontext:FuzzIgnore pkg/registry:FuzzParseDockerConfig
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$$pkg; \
+	done
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
