@@ -76,7 +76,8 @@ func expandLike(t *testing.T, sc *Scope, cmd instructions.Command, located func(
 	case *instructions.ArgCommand:
 		for _, a := range c.Args {
 			if _, err := sc.DeclareArg(a); err != nil {
-				located("DeclareArg", err)
+				// The executor locates these itself.
+				located("DeclareArg", sc.plan.Dockerfile.CommandError(cmd, err))
 			}
 		}
 		return
