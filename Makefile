@@ -45,8 +45,10 @@ e2e-runtime: test-deps build
 conformance: build
 	hack/conformance.sh
 
-## fuzz: every fuzz target in turn, FUZZTIME each (one worker: the machine is shared)
+## fuzz: every fuzz target in turn, FUZZTIME each (one worker: the machine is shared);
+## FUZZTIMEOUT bounds each run, so that an input that hangs is reported with its stacks
 FUZZTIME ?= 1m
+FUZZTIMEOUT ?= 1h
 FUZZ_TARGETS := pkg/dockerfile:FuzzParsePlanExpand pkg/rootfs:FuzzApply pkg/buildcontext:FuzzExtractContext \
 	pkg/buildcontext:FuzzIgnore pkg/registry:FuzzParseDockerConfig
 .PHONY: fuzz
@@ -54,7 +56,7 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name in ./$$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -timeout $(FUZZTIMEOUT) -parallel 1 ./$$pkg; \
 	done
 
 lint:
