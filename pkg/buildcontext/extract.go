@@ -15,7 +15,7 @@ import (
 // layers (rootfs), set up for an archive that is not one: ownership is not
 // kept (COPY from the context sets it), device nodes and named pipes are
 // refused, and ".wh." names are files like any other. Modes and times are
-// kept, since COPY preserves them. Every path is resolved inside dir
+// kept, since COPY preserves them; the archive's root entry is not. Every path is resolved inside dir
 // (symlinks included, with chroot semantics), so no entry can write
 // outside it; names that climb out of the archive with ".." are rejected.
 func extractTar(ctx context.Context, r io.Reader, dir string, log logrus.FieldLogger) error {
@@ -24,8 +24,15 @@ func extractTar(ctx context.Context, r io.Reader, dir string, log logrus.FieldLo
 		return err
 	}
 	defer root.Close()
-	err = root.Extract(ctx, r, rootfs.WithoutOwners(), rootfs.WithoutSpecialFiles(), rootfs.WithLiteralWhiteouts(), rootfs.WithLogger(log))
+	err = root.Extract(ctx, r, rootfs.WithoutOwners(), rootfs.WithoutSpecialFiles(), rootfs.WithLiteralWhiteouts(),
+		rootfs.WithFilter(notRoot), rootfs.WithLogger(log))
 	return archiveError(err)
+}
+
+// notRoot skips the archive's entry for its root, as Docker does: the
+// directory it is extracted into keeps its own metadata.
+func notRoot(p string) bool {
+	return p != "/"
 }
 
 // errEscapes rejects names that lead out of the archive's root.

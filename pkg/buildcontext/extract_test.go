@@ -367,3 +367,19 @@ func TestExtractStdinCancelled(t *testing.T) {
 		t.Errorf("left %v in the work directory", ents)
 	}
 }
+
+// The archive's root entry does not change the directory it is extracted
+// into (as with Docker): a mode 0 there would lock kiln out of its context.
+func TestExtractKeepsTheContextDirectory(t *testing.T) {
+	data := tarOf(t, &tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o500, ModTime: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)}, file("f", "f"))
+	c, err := Open(context.Background(), "tar://"+writeArchive(t, data), WithWorkDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := os.Stat(c.Dir())
+	if err != nil || st.Mode().Perm() != 0o700 || st.ModTime().Year() == 2001 {
+		t.Errorf("the context directory: %v, %v", st.Mode(), err)
+	}
+	wantListing(t, c.FS(), "/f")
+}
