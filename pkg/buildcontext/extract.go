@@ -15,9 +15,10 @@ import (
 // layers (rootfs), set up for an archive that is not one: ownership is not
 // kept (COPY from the context sets it), device nodes and named pipes are
 // refused, and ".wh." names are files like any other. Modes and times are
-// kept, since COPY preserves them; the archive's root entry is not. Every path is resolved inside dir
-// (symlinks included, with chroot semantics), so no entry can write
-// outside it; names that climb out of the archive with ".." are rejected.
+// kept, since COPY preserves them, except those of the archive's root
+// entry. Every path is resolved inside dir (symlinks included, with chroot
+// semantics), so no entry can write outside it; names that climb out of
+// the archive with ".." are rejected.
 func extractTar(ctx context.Context, r io.Reader, dir string, log logrus.FieldLogger) error {
 	root, err := rootfs.OpenRoot(dir)
 	if err != nil {
