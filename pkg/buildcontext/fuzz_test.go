@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/kiln-build/kiln/pkg/rootfs/rootfstest"
 )
@@ -124,7 +126,9 @@ var ignoreTree = map[string]string{
 // filtered view for consistency: loading either succeeds or names the
 // ignore file; listing never fails; what ReadDir lists, Lstat finds, and
 // files listed can be opened; what Lstat finds exists in the unfiltered
-// context; and a path hidden by Lstat is hidden from Open and ReadDir too.
+// context; a path hidden by Lstat is hidden from Open and ReadDir too; and
+// without exception patterns, exactly what patternmatcher matches (or
+// whose parent it matches) is hidden.
 func FuzzIgnore(f *testing.F) {
 	// Seeds: testdata/fuzz/FuzzIgnore (exceptions, pattern characters, bad
 	// patterns, comments, a BOM, climbing patterns).
@@ -149,6 +153,14 @@ func FuzzIgnore(f *testing.F) {
 	if err := os.Mkdir(dfDir, 0o755); err != nil {
 		f.Fatal(err)
 	}
+	unfiltered, err := Open(context.Background(), ctxDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	all, err := list(unfiltered.FS(), "/")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, ignore string) {
 		if err := os.WriteFile(filepath.Join(dfDir, "Dockerfile.dockerignore"), []byte(ignore), 0o644); err != nil {
 			t.Fatal(err)
@@ -167,9 +179,23 @@ func FuzzIgnore(f *testing.F) {
 		if err != nil {
 			t.Fatalf("listing: %v", err)
 		}
-		all, err := list(c.base, "/")
-		if err != nil {
-			t.Fatal(err)
+		// Without exceptions the view is plain: a path is hidden when it or
+		// a parent matches, which patternmatcher answers on its own.
+		if patterns, err := ignorefile.ReadAll(strings.NewReader(ignore)); err == nil && !slices.ContainsFunc(patterns, func(p string) bool { return strings.HasPrefix(p, "!") }) {
+			pm, err := patternmatcher.New(patterns)
+			if err != nil {
+				t.Fatalf("LoadIgnore accepted patterns patternmatcher refuses: %v", err)
+			}
+			for _, p := range all {
+				name := strings.TrimSuffix(p, "/")
+				excluded, err := pm.MatchesOrParentMatches(strings.TrimPrefix(name, "/"))
+				if err != nil {
+					t.Fatalf("LoadIgnore accepted a pattern that fails to match %q: %v", name, err)
+				}
+				if _, err := c.FS().Lstat(name); (err == nil) == excluded {
+					t.Fatalf("%q: excluded %v by the patterns, but Lstat says %v", name, excluded, err)
+				}
+			}
 		}
 		for _, p := range shown {
 			name := strings.TrimSuffix(p, "/")
