@@ -178,14 +178,14 @@ func (r *Root) MkdirAll(p string, perm fs.FileMode, owner *Owner) ([]string, err
 	var created []string
 	for _, c := range splitPath(cp) {
 		next, nextPath, made, err := r.stepDir(cur, curPath, c, mode, owner)
+		if made {
+			created = append(created, nextPath)
+		}
 		if err != nil {
 			return created, fmt.Errorf("creating directory %q: %w", cp, err)
 		}
 		unix.Close(cur)
 		cur, curPath = next, nextPath
-		if made {
-			created = append(created, nextPath)
-		}
 	}
 	return created, nil
 }
@@ -193,7 +193,8 @@ func (r *Root) MkdirAll(p string, perm fs.FileMode, owner *Owner) ([]string, err
 // stepDir opens the directory name in dirfd (the container path dirPath),
 // creating it with mode and owner when missing, or following it inside the
 // root when it is a symlink. It returns the new handle and its resolved
-// path, and whether it created it.
+// path, and whether it created it (then the path is returned even when
+// setting its owner or mode failed, so that it can be removed).
 func (r *Root) stepDir(dirfd int, dirPath, name string, mode uint32, owner *Owner) (int, string, bool, error) {
 	p := path.Join(dirPath, name)
 	for {
@@ -220,7 +221,7 @@ func (r *Root) stepDir(dirfd int, dirPath, name string, mode uint32, owner *Owne
 				if fd >= 0 {
 					unix.Close(fd)
 				}
-				return -1, "", true, fmt.Errorf("%q: %w", p, err)
+				return -1, p, true, fmt.Errorf("%q: %w", p, err)
 			}
 			return fd, p, true, nil
 		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
