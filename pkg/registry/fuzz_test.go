@@ -52,8 +52,10 @@ func FuzzParseDockerConfig(f *testing.F) {
 }
 
 // secretsIn returns the passwords and tokens a config file holds (decoded
-// from "auth" too), long enough to be recognised and found nowhere else in
-// the file (a key may legitimately equal a fuzzed password).
+// from "auth" too) that are recognisable as secrets: eight characters or
+// more mixing digits, lower and upper case (a plain word such as "base64"
+// may be part of kiln's own messages), and found nowhere else in the file
+// (a key may legitimately equal a fuzzed password).
 func secretsIn(data []byte) []string {
 	var f struct {
 		Auths map[string]map[string]any `json:"auths"`
@@ -63,7 +65,9 @@ func secretsIn(data []byte) []string {
 	}
 	var out []string
 	add := func(s string) {
-		if len(s) >= 6 && strings.Count(string(data), s) <= 1 && !strings.Contains(string(data), `"`+s+`":`) {
+		if len(s) >= 8 && strings.ContainsAny(s, "0123456789") && strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz") &&
+			strings.ContainsAny(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") &&
+			strings.Count(string(data), s) <= 1 && !strings.Contains(string(data), `"`+s+`":`) {
 			out = append(out, s)
 		}
 	}
