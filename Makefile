@@ -66,6 +66,20 @@ e2e-runtime: test-deps build
 conformance: build
 	hack/conformance.sh
 
+## fuzz: every fuzz target in turn, FUZZTIME each (one worker: the machine is shared);
+## FUZZTIMEOUT bounds each run, so that an input that hangs is reported with its stacks
+FUZZTIME ?= 1m
+FUZZTIMEOUT ?= 1h
+FUZZ_TARGETS := pkg/dockerfile:FuzzParsePlanExpand pkg/rootfs:FuzzApply pkg/buildcontext:FuzzExtractContext \
+	pkg/buildcontext:FuzzIgnore pkg/registry:FuzzParseDockerConfig pkg/copier:FuzzAddArchive
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -timeout $(FUZZTIMEOUT) -parallel 1 ./$$pkg; \
+	done
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...

@@ -169,16 +169,19 @@ func redactSpec(spec string) string {
 
 // extractFile extracts the archive at path src, or standard input.
 func (c *Context) extractFile(ctx context.Context, src string, o options) error {
-	r := o.stdin
-	if src != "stdin" {
-		f, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f
+	if src == "stdin" {
+		// Standard input may never end: the extraction must still stop
+		// when ctx is done.
+		r := readerWithContext(ctx, o.stdin)
+		defer r.Close()
+		return c.extract(ctx, r, o)
 	}
-	return c.extract(ctx, r, o)
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return c.extract(ctx, f, o)
 }
 
 // extract extracts the archive r into a new directory of the work
@@ -193,7 +196,7 @@ func (c *Context) extract(ctx context.Context, r io.Reader, o options) error {
 		return err
 	}
 	defer rd.Close()
-	return extractTar(ctx, rd, dir)
+	return extractTar(ctx, rd, dir, o.log)
 }
 
 // newDir creates the directory, removed by Close, that an archive is
@@ -256,4 +259,27 @@ func (c *Context) Close() error {
 	}
 	c.extracted = ""
 	return nil
+}
+
+// readerWithContext reads r until ctx is done, even when a Read of r blocks
+// (a terminal or a pipe that is never closed): that Read is left behind, to
+// end with the process or when data comes. Close when done reading.
+func readerWithContext(ctx context.Context, r io.Reader) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	return &ctxReader{PipeReader: pr, stop: stop}
+}
+
+type ctxReader struct {
+	*io.PipeReader
+	stop func() bool
+}
+
+func (r *ctxReader) Close() error {
+	r.stop()
+	return r.PipeReader.Close()
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,4 +314,72 @@ func TestOpenTarNotAnArchive(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "reading the archive") {
 		t.Errorf("Open of a text file = %v", err)
 	}
+}
+
+// A context archive is not an image layer: ".wh." names are files, and
+// owners are not kept.
+func TestExtractIsNotALayer(t *testing.T) {
+	data := tarOf(t,
+		file("a", "a"),
+		file(".wh.a", "not a whiteout"),
+		dir("d/"),
+		file("d/.wh..wh..opq", "opq"),
+		&tar.Header{Name: "owned", Typeflag: tar.TypeReg, Linkname: "o", Uid: 4242, Gid: 4343},
+	)
+	c, err := Open(context.Background(), "tar://"+writeArchive(t, data), WithWorkDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wantListing(t, c.FS(), "/.wh.a", "/a", "/d/", "/d/.wh..wh..opq", "/owned")
+	if e, err := c.FS().Lstat("/owned"); err != nil || e.UID != os.Geteuid() {
+		t.Errorf("owned: %+v, %v; want the extracting user's", e, err)
+	}
+}
+
+// blockingReader blocks its first Read until released, like a terminal
+// nobody types into.
+type blockingReader struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	close(b.entered)
+	<-b.release
+	return 0, io.EOF
+}
+
+func TestExtractStdinCancelled(t *testing.T) {
+	work := t.TempDir()
+	stdin := &blockingReader{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(stdin.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stdin.entered
+		cancel()
+	}()
+	_, err := Open(ctx, "tar://stdin", WithStdin(stdin), WithWorkDir(work))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Open of a blocked stdin once cancelled = %v", err)
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 0 {
+		t.Errorf("left %v in the work directory", ents)
+	}
+}
+
+// The archive's root entry does not change the directory it is extracted
+// into (as with Docker): a mode 0 there would lock kiln out of its context.
+func TestExtractKeepsTheContextDirectory(t *testing.T) {
+	data := tarOf(t, &tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o500, ModTime: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)}, file("f", "f"))
+	c, err := Open(context.Background(), "tar://"+writeArchive(t, data), WithWorkDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := os.Stat(c.Dir())
+	if err != nil || st.Mode().Perm() != 0o700 || st.ModTime().Year() == 2001 {
+		t.Errorf("the context directory: %v, %v", st.Mode(), err)
+	}
+	wantListing(t, c.FS(), "/f")
 }

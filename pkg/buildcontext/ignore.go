@@ -1,11 +1,12 @@
 package buildcontext
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -24,19 +25,23 @@ const ignoreFileName = ".dockerignore"
 // "<dockerfilePath>.dockerignore" when it exists, else the .dockerignore at
 // the root of the context. From then on FS hides what it excludes. Without
 // an ignore file nothing is hidden.
+//
+// An ignore file inside the context is read like any COPY source (symlinks
+// resolve inside the context); only a regular file of at most
+// MaxIgnoreFileSize is read. A pattern that cannot be used is reported
+// with its line.
 func (c *Context) LoadIgnore(dockerfilePath string) error {
-	rc, file, err := c.openIgnore(dockerfilePath)
+	data, file, err := c.readIgnore(dockerfilePath)
 	if err != nil {
 		return fmt.Errorf("build context %q: %w", c.spec, err)
 	}
 	c.fs = c.base
-	if rc == nil {
+	if data == nil {
 		return nil
 	}
-	defer rc.Close()
-	patterns, err := ignorefile.ReadAll(rc)
+	patterns, err := parseIgnore(data)
 	if err != nil {
-		return fmt.Errorf("build context %q: reading ignore file %q: %w", c.spec, file, err)
+		return fmt.Errorf("build context %q: ignore file %q: %w", c.spec, file, err)
 	}
 	if len(patterns) == 0 {
 		return nil
@@ -49,29 +54,88 @@ func (c *Context) LoadIgnore(dockerfilePath string) error {
 	return nil
 }
 
-// openIgnore opens the ignore file that applies, or returns nil when there
-// is none.
-func (c *Context) openIgnore(dockerfilePath string) (io.ReadCloser, string, error) {
+// readIgnore reads the ignore file that applies, or returns nil data when
+// there is none.
+func (c *Context) readIgnore(dockerfilePath string) ([]byte, string, error) {
 	if dockerfilePath != "" {
 		file := dockerfilePath + ignoreFileName
-		f, err := os.Open(file)
+		data, err := c.readFile(file, MaxIgnoreFileSize)
 		if err == nil {
-			return f, file, nil
+			return data, file, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, "", err
+			return nil, "", fmt.Errorf("ignore file %q: %w", file, err)
 		}
 	}
-	// Read through the context's view: a .dockerignore that is a symlink
-	// must not lead outside the context.
-	rc, err := c.base.Open("/" + ignoreFileName)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, found, err := readInDir(c.dir, "/"+ignoreFileName, MaxIgnoreFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// A symlink leading nowhere inside the context: no ignore file.
+		return nil, "", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("ignore file %q: %w", ignoreFileName, err)
+	case !found:
 		return nil, "", nil
 	}
-	if err != nil {
-		return nil, "", err
+	return data, ignoreFileName, nil
+}
+
+// parseIgnore returns the patterns of an ignore file, read by
+// moby/patternmatcher's ignorefile, after checking that each compiles:
+// patternmatcher itself only finds some bad patterns when it first matches
+// a path with them, and then does not say which.
+func parseIgnore(data []byte) ([]string, error) {
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
+	if errors.Is(err, bufio.ErrTooLong) {
+		for i, line := range strings.Split(string(data), "\n") {
+			if len(line) >= bufio.MaxScanTokenSize {
+				return nil, fmt.Errorf("line %d is longer than %d bytes", i+1, bufio.MaxScanTokenSize-1)
+			}
+		}
 	}
-	return rc, ignoreFileName, nil
+	if err != nil {
+		return nil, err
+	}
+	lines := patternLines(data)
+	for i, p := range patterns {
+		if err := checkPattern(p); err != nil {
+			line := 0
+			if i < len(lines) {
+				line = lines[i]
+			}
+			return nil, fmt.Errorf("line %d: invalid pattern %q: %w", line, p, err)
+		}
+	}
+	return patterns, nil
+}
+
+// checkPattern compiles one pattern the way patternmatcher will.
+func checkPattern(p string) error {
+	if _, err := patternmatcher.New([]string{p}); err != nil {
+		return err
+	}
+	// An exception is compiled like the pattern it negates; matching a
+	// path forces the compilation.
+	pm, err := patternmatcher.New([]string{strings.TrimPrefix(p, "!")})
+	if err == nil {
+		_, err = pm.MatchesOrParentMatches("x")
+	}
+	return err
+}
+
+// patternLines returns the line number of each pattern ignorefile.ReadAll
+// returns: the lines that are neither comments nor blank.
+func patternLines(data []byte) []int {
+	var out []int
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		out = append(out, i+1)
+	}
+	return out
 }
 
 // ignoreFS hides the files of a context that a .dockerignore excludes,

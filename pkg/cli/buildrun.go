@@ -74,7 +74,7 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 	// starts from here on inherits them.
 	os.Unsetenv("GIT_PASSWORD")
 	os.Unsetenv("GIT_TOKEN")
-	plan, err := readPlan(c, bctx, log)
+	plan, err := readPlan(ctx, c, bctx, log)
 	if err != nil {
 		return image, err
 	}
@@ -265,8 +265,8 @@ func openCache(ctx context.Context, c *buildConfig, reg *registry.Client, log lo
 
 // readPlan reads the Dockerfile, applies its .dockerignore to the context
 // and plans the build.
-func readPlan(c *buildConfig, bctx *buildcontext.Context, log logrus.FieldLogger) (*dockerfile.Plan, error) {
-	df, dfPath, err := readDockerfile(c.dockerfile, bctx.Dir())
+func readPlan(ctx context.Context, c *buildConfig, bctx *buildcontext.Context, log logrus.FieldLogger) (*dockerfile.Plan, error) {
+	df, dfPath, err := readDockerfile(ctx, c.dockerfile, bctx.Dir())
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -76,7 +77,7 @@ tag fetched within --cache-ttl. Builds may read the directory while it is warmed
 func runWarm(cmd *cobra.Command, f *warmFlags) error {
 	log := logrus.StandardLogger()
 	ctx := cmd.Context()
-	refs, err := f.references()
+	refs, err := f.references(ctx)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func runWarm(cmd *cobra.Command, f *warmFlags) error {
 type warmRef struct{ ref, platform string }
 
 // references lists --image, then the FROM images of --dockerfile.
-func (f *warmFlags) references() ([]warmRef, error) {
+func (f *warmFlags) references(ctx context.Context) ([]warmRef, error) {
 	var out []warmRef
 	for _, i := range f.images {
 		out = append(out, warmRef{ref: i})
@@ -158,7 +159,7 @@ func (f *warmFlags) references() ([]warmRef, error) {
 	if f.dockerfile == "" {
 		return out, nil
 	}
-	df, _, err := readDockerfile(f.dockerfile, ".")
+	df, _, err := readDockerfile(ctx, f.dockerfile, ".")
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -71,28 +72,21 @@ func gitOptions(values []string) (buildcontext.GitOptions, error) {
 
 // readDockerfile reads the Dockerfile: "-" is stdin, an absolute path is
 // used as is, a relative one is looked up in the context first and then,
-// as kaniko does, relative to the current directory. It returns the path
-// read ("" for stdin), for <Dockerfile>.dockerignore.
-func readDockerfile(name, contextDir string) (*dockerfile.Dockerfile, string, error) {
+// as kaniko does, relative to the current directory. A Dockerfile inside
+// the context is read with its symlinks resolved inside the context, and
+// only regular files up to dockerfile.MaxSize are read (see
+// buildcontext.ReadDockerfile). It returns the path read ("" for stdin),
+// for <Dockerfile>.dockerignore.
+// Reading standard input stops when ctx is done.
+func readDockerfile(ctx context.Context, name, contextDir string) (*dockerfile.Dockerfile, string, error) {
+	data, p, err := buildcontext.ReadDockerfile(ctx, contextDir, name, os.Stdin, dockerfile.MaxSize)
+	if err != nil {
+		return nil, "", err
+	}
+	filename := name
 	if name == "-" {
-		df, err := dockerfile.Parse(os.Stdin, "Dockerfile")
-		return df, "", err
+		filename = "Dockerfile"
 	}
-	candidates := []string{name}
-	if !filepath.IsAbs(name) {
-		candidates = []string{filepath.Join(contextDir, name), name}
-	}
-	for _, p := range candidates {
-		fh, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("reading Dockerfile %q: %w", p, err)
-		}
-		defer fh.Close()
-		df, err := dockerfile.Parse(fh, name)
-		return df, p, err
-	}
-	return nil, "", fmt.Errorf("Dockerfile %q not found in the build context %q nor in the current directory", name, contextDir)
+	df, err := dockerfile.Parse(bytes.NewReader(data), filename)
+	return df, p, err
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -185,8 +186,8 @@ func TestAddHostileArchives(t *testing.T) {
 }
 
 // TestAddArchiveSymlinksStayInRoot: symlinks the archive creates are
-// followed with chroot semantics, like the kernel would inside the
-// container: whatever they point to, writes stay in the image.
+// followed with the destination as their root, as when BuildKit extracts
+// chrooted there: whatever they point to, writes stay in the destination.
 func TestAddArchiveSymlinksStayInRoot(t *testing.T) {
 	data := tarOf(t,
 		&tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../"},
@@ -194,7 +195,75 @@ func TestAddArchiveSymlinksStayInRoot(t *testing.T) {
 	)
 	ctx := fsview.MapFS{"/a.tar": file(string(data), 0o644)}
 	got := mustCopy(t, &Request{Sources: []string{"a.tar"}, Dest: "/opt/", Src: ctx, Add: true, Dst: fsview.MapFS{"/etc": dir(0o755)}})
-	equal(t, "entries", got, []string{"d opt 755 0:0", "l opt/up -> ../../../../../../ 0:0", "d etc 755 0:0", "f etc/motd 644 0:0 hi"})
+	equal(t, "entries", got, []string{"d opt 755 0:0", "l opt/up -> ../../../../../../ 0:0", "d opt/etc 755 0:0", "f opt/etc/motd 644 0:0 hi"})
+}
+
+// TestAddArchiveConfinedToDestination: an entry "s -> /etc" followed by
+// "s/x" must not write /etc/x into the image. Like Docker, kiln resolves
+// the link inside the destination, where it leads nowhere unless the
+// destination has an etc directory.
+func TestAddArchiveConfinedToDestination(t *testing.T) {
+	image := fsview.MapFS{"/etc": dir(0o755), "/etc/passwd": file("root", 0o644), "/opt/app": dir(0o755),
+		"/opt/app/out": symlink("/etc"), "/opt/app/up": symlink("../../..")}
+	withEtc := fsview.MapFS{"/etc": dir(0o755), "/opt/app/etc": dir(0o700)}
+	for _, tc := range []struct {
+		name string
+		dst  fsview.MapFS
+		hdrs []*tar.Header
+		want []string // entries, or error fragments when err
+		err  bool
+	}{
+		{"link then file", image, []*tar.Header{
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "s/x", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "pwned"},
+		}, []string{`entry "s/x"`, `"s" leads, through a symlink, to "/opt/app/etc", which does not exist`}, true},
+		{"link then file, the destination has etc", withEtc, []*tar.Header{
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "s/x", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "inside"},
+		}, []string{"d opt 755 0:0", "d opt/app 755 0:0", "l opt/app/s -> /etc 0:0", "d opt/app/etc 700 0:0", "f opt/app/etc/x 644 0:0 inside"}, false},
+		{"link then deeper file", image, []*tar.Header{
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "s/cron.d/job", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "pwned"},
+		}, []string{`entry "s/cron.d/job"`, "dangling symlink"}, true},
+		{"link then directory", image, []*tar.Header{
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "s/", Typeflag: tar.TypeDir, Mode: 0o777},
+		}, []string{`entry "s/"`, "leads to no directory inside the destination"}, true},
+		{"a link the image had", image, []*tar.Header{
+			{Name: "out/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "pwned"},
+		}, []string{`entry "out/passwd"`, "dangling symlink"}, true},
+		{"a climbing link the image had", image, []*tar.Header{
+			{Name: "up/etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "inside"},
+		}, []string{"d opt 755 0:0", "d opt/app 755 0:0", "d opt/app/etc 755 0:0", "f opt/app/etc/passwd 644 0:0 inside"}, false},
+		{"relative link to a missing sibling", image, []*tar.Header{
+			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "d/s", Typeflag: tar.TypeSymlink, Linkname: "../s"},
+			{Name: "d/s/x", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "x"},
+		}, []string{`entry "d/s/x"`, "dangling symlink"}, true},
+		{"hard link below a link", image, []*tar.Header{
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Linkname: "f"},
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "s/passwd", Typeflag: tar.TypeLink, Linkname: "f"},
+		}, []string{`entry "s/passwd"`, "dangling symlink"}, true},
+	} {
+		ctx := fsview.MapFS{"/a.tar": file(string(tarOf(t, tc.hdrs...)), 0o644)}
+		req := &Request{Sources: []string{"a.tar"}, Dest: "/opt/app/", Src: ctx, Add: true, Dst: tc.dst}
+		_, ents, err := copyTo(t, req)
+		if tc.err {
+			wantErr(t, tc.name, err, append([]string{`archive "/a.tar"`}, tc.want...)...)
+			for _, e := range ents {
+				if !strings.HasPrefix(e.hdr.Name, "opt") {
+					t.Errorf("%s: wrote %q outside the destination", tc.name, e.hdr.Name)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		equal(t, tc.name, describe(ents), tc.want)
+	}
 }
 
 func TestArchiveModesKeepSpecialBits(t *testing.T) {

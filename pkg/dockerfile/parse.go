@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/util/suggest"
 )
 
 // Dockerfile is a parsed Dockerfile. It is not changed by planning or
@@ -36,14 +38,30 @@ type Dockerfile struct {
 	nodes map[instructions.Command]*parser.Node
 }
 
+// MaxSize is the size of the largest Dockerfile kiln reads, 16 MiB: the
+// largest message BuildKit's frontends exchange, so no Dockerfile that
+// builds elsewhere is refused.
+const MaxSize = 16 << 20
+
+// maxLineLength is the longest line BuildKit's parser reads, in bytes
+// without the newline: its line scanner holds at most 64 KiB with it.
+const maxLineLength = bufio.MaxScanTokenSize - 1
+
 // Parse reads and parses a Dockerfile. filename is used in messages only.
-// Errors are *Error values naming the line and the offending source.
+// Errors are *Error values naming the line and the offending source; a
+// Dockerfile over MaxSize is refused before being read whole.
 func Parse(r io.Reader, filename string) (*Dockerfile, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile %q: %w", filename, err)
 	}
+	if len(data) > MaxSize {
+		return nil, &Error{File: filename, Err: fmt.Errorf("the Dockerfile is larger than %d MiB, the most kiln (like BuildKit) reads", MaxSize>>20)}
+	}
 	d := &Dockerfile{Filename: filename, nodes: map[instructions.Command]*parser.Node{}}
+	if err := d.checkLineLengths(data); err != nil {
+		return nil, err
+	}
 	lines := sourceLines(data)
 	if err := d.readDirectives(lines); err != nil {
 		return nil, err
@@ -185,8 +203,67 @@ func (d *Dockerfile) locate(err error, lines []string) error {
 	return e
 }
 
+// checkLineLengths refuses a line the parser cannot read, at its own line:
+// the parser's scanner stops there and the error comes located at the line
+// before (or, inside a heredoc, as an unterminated heredoc).
+func (d *Dockerfile) checkLineLengths(data []byte) error {
+	for i := 1; len(data) > 0; i++ {
+		n := bytes.IndexByte(data, '\n')
+		if n < 0 {
+			n = len(data)
+		}
+		if n > maxLineLength {
+			return &Error{File: d.Filename, Line: i, Err: fmt.Errorf("the line is %d bytes long, more than the %d a Dockerfile line may have: split it with line continuations", n, maxLineLength)}
+		}
+		data = data[min(n+1, len(data)):]
+	}
+	return nil
+}
+
 func (d *Dockerfile) nodeError(node *parser.Node, err error) error {
+	var unknown *instructions.UnknownInstructionError
+	if errors.As(err, &unknown) {
+		return d.unknownInstruction(node, unknown)
+	}
 	return &Error{File: d.Filename, Line: node.StartLine, Source: node.Original, Err: err}
+}
+
+// unknownInstruction reports a line that does not start with an
+// instruction without quoting it: the file may not be a Dockerfile at all
+// (a path given with -f, a symlink), and its first line may be a secret.
+// A plausible instruction word is named, with BuildKit's suggestion.
+func (d *Dockerfile) unknownInstruction(node *parser.Node, u *instructions.UnknownInstructionError) error {
+	e := &Error{File: d.Filename, Line: node.StartLine}
+	if word := u.Instruction; isInstructionWord(word) {
+		msg := fmt.Sprintf("unknown instruction %q", strings.ToUpper(word))
+		if match, ok := suggest.Search(word, instructionNames, false); ok && match != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", strings.ToUpper(match))
+		}
+		e.Err = errors.New(msg)
+	} else {
+		e.Err = errors.New("the line does not start with a Dockerfile instruction: is this file a Dockerfile?")
+	}
+	return e
+}
+
+// instructionNames are the instructions BuildKit knows, for suggestions.
+var instructionNames = []string{
+	"add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
+	"label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir",
+}
+
+// isInstructionWord reports whether w looks like an instruction that is
+// misspelt or unknown, rather than the start of some other file.
+func isInstructionWord(w string) bool {
+	if w == "" || len(w) > 16 {
+		return false
+	}
+	for _, r := range w {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // sourceLines splits the file the way the parser counts lines.

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -14,8 +15,11 @@ func TestParseErrors(t *testing.T) {
 		line      int
 		want      []string
 	}{
+		// The line is not quoted: the file may not be a Dockerfile.
 		{"unknown instruction", "FROM scratch\nFROBNICATE x\n", 2,
-			[]string{"Dockerfile:2: FROBNICATE x: unknown instruction: FROBNICATE"}},
+			[]string{`Dockerfile:2: unknown instruction "FROBNICATE"`}},
+		{"misspelt instruction", "FORM scratch\n", 1,
+			[]string{`Dockerfile:1: unknown instruction "FORM" (did you mean "FROM"?)`}},
 		{"flag without =", "FROM busybox\n\nCOPY --chown 2367:3267 a /tmp\n", 3,
 			[]string{"Dockerfile:3: COPY --chown 2367:3267 a /tmp: missing a value on flag: --chown"}},
 		{"unknown flag", "FROM busybox\nCOPY --own=1 a /tmp\n", 2, []string{"unknown flag: --own"}},
@@ -52,7 +56,7 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseErrorNamesTheFile(t *testing.T) {
 	_, err := Parse(strings.NewReader("FROM scratch\nNOPE\n"), "build/Containerfile")
-	wantError(t, err, 2, "build/Containerfile:2: NOPE:")
+	wantError(t, err, 2, `build/Containerfile:2: unknown instruction "NOPE"`)
 }
 
 func TestErrorAbbreviatesLongSource(t *testing.T) {
@@ -174,4 +178,75 @@ healthcheck --interval=5m CMD true
 	if h := d.Stages[1].Commands[2].(*instructions.HealthCheckCommand); h.Health.Test[0] != "CMD-SHELL" {
 		t.Errorf("HEALTHCHECK = %+v", h.Health)
 	}
+}
+
+// TestParseDoesNotQuoteOtherFiles: a file that is not a Dockerfile (a
+// docker config reached through a symlink or -f) must not have its content
+// printed in the error.
+func TestParseDoesNotQuoteOtherFiles(t *testing.T) {
+	for name, src := range map[string]string{
+		"docker config": `{"auths":{"registry.example.com":{"auth":"dXNlcjpodW50ZXIy"}}}` + "\n",
+		"netrc":         "machine github.com login bot password hunter2\n",
+		"shadow":        "root:$6$salt$hash:19000:0:99999:7:::\n",
+		"private key":   "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n",
+		"token":         "ghp_0123456789abcdefghijABCDEFGHIJ012345\n",
+	} {
+		_, err := Parse(strings.NewReader(src), "Dockerfile")
+		if err == nil {
+			t.Errorf("%s: parsed", name)
+			continue
+		}
+		for _, secret := range []string{"dXNlcjpodW50ZXIy", "hunter2", "$6$salt", "b3BlbnNzaC1", "ghp_0123", "BEGIN OPENSSH", "github.com"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: the error quotes the file: %v", name, err)
+			}
+		}
+		wantError(t, err, 1, "Dockerfile:1: ")
+	}
+}
+
+// TestParseLongLine: BuildKit's parser reads lines of up to 64 KiB and
+// reports a longer one at the line before it, or inside a heredoc as an
+// unterminated heredoc; kiln reports the line itself.
+func TestParseLongLine(t *testing.T) {
+	long := strings.Repeat("x", 70000)
+	for _, tc := range []struct {
+		name, src string
+		line      int
+	}{
+		{"RUN", "FROM scratch\nRUN echo " + long + "\nRUN true\n", 2},
+		{"first line", "FROM " + long, 1},
+		{"in a heredoc", "FROM scratch\nRUN <<EOF\necho hi\n" + long + "\nEOF\n", 4},
+		{"continuation", "FROM scratch\nRUN a \\\n  b \\\n " + long + "\n", 4},
+	} {
+		_, err := Parse(strings.NewReader(tc.src), "Dockerfile")
+		wantError(t, err, tc.line, "more than the 65535 a Dockerfile line may have")
+	}
+	// The longest line the parser reads is accepted, with or without a
+	// final newline or a carriage return.
+	for _, src := range []string{
+		"FROM scratch\nRUN " + strings.Repeat("y", 65531) + "\n",
+		"FROM scratch\nRUN " + strings.Repeat("y", 65531),
+		"FROM scratch\r\nRUN " + strings.Repeat("y", 65530) + "\r\n",
+	} {
+		if _, err := Parse(strings.NewReader(src), "Dockerfile"); err != nil {
+			t.Errorf("a line of 65535 bytes: %v", err)
+		}
+	}
+}
+
+func TestParseSizeLimit(t *testing.T) {
+	big := "FROM scratch\n" + strings.Repeat("# comment to fill the file up\n", MaxSize/30+1)
+	_, err := Parse(strings.NewReader(big), "Dockerfile")
+	wantError(t, err, 0, "Dockerfile: the Dockerfile is larger than 16 MiB")
+	// The reader is not read past the limit: /dev/zero would never end.
+	_, err = Parse(io.LimitReader(zeros{}, 1<<40), "Dockerfile")
+	wantError(t, err, 0, "larger than 16 MiB")
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

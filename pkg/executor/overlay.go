@@ -33,9 +33,9 @@ import (
 type overlayRoots struct {
 	fallback rootAllocator // when an overlay cannot be made
 	store    *layerstore.Store
-	dir     string // uppers, work dirs and mount points
-	log     logrus.FieldLogger
-	extract layerstore.Extract
+	dir      string // uppers, work dirs and mount points
+	log      logrus.FieldLogger
+	extract  layerstore.Extract
 }
 
 // newOverlayRoots returns overlay roots if this machine can mount them on
@@ -74,7 +74,7 @@ func (a *overlayRoots) Close(ctx context.Context) error {
 	a.store.Trim()
 	return a.fallback.Close(ctx)
 }
-func (a *overlayRoots) OneAtATime() bool            { return false }
+func (a *overlayRoots) OneAtATime() bool { return false }
 
 // New mounts an overlay of layers, every one of which it takes. A stage
 // whose layers cannot make one (a hard link to a file of a lower layer, too

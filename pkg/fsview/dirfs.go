@@ -127,17 +127,46 @@ func (d *DirFS) ReadDir(name string) ([]*Entry, error) {
 	return out, nil
 }
 
-// Open implements FS.
+// Open implements FS. Only a regular file is opened: a named pipe would
+// block the reader until some process writes to it, and a device could be
+// read forever; both fail at once with ErrNotRegular.
 func (d *DirFS) Open(name string) (io.ReadCloser, error) {
 	p, err := Resolve(LstatFunc(d.raw), name, true)
 	if err != nil {
 		return nil, err
 	}
-	f, err := d.openNoFollow(p, unix.O_RDONLY)
+	f, err := d.openNoFollow(p, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err == nil {
+		err = blockingRegular(f)
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	return f, nil
+}
+
+// ErrNotRegular is the error Open returns for what is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// blockingRegular checks that f, opened with O_NONBLOCK so that opening a
+// named pipe does not wait, is a regular file, then puts it back in
+// blocking mode. f is closed when it is not.
+func blockingRegular(f *os.File) error {
+	var st unix.Stat_t
+	err := unix.Fstat(int(f.Fd()), &st)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		err = fmt.Errorf("%w: it is %s", ErrNotRegular, kindOf(st.Mode))
+	}
+	if err == nil {
+		var fl int
+		if fl, err = unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err == nil {
+			_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+		}
+	}
+	if err != nil {
+		f.Close()
+	}
+	return err
 }
 
 // openNoFollow opens a resolved path below the root without following any
@@ -154,6 +183,25 @@ func (d *DirFS) openNoFollow(p string, flags int) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), d.HostPath(p)), nil
+}
+
+// kindOf names the type of file of a stat mode, for messages.
+func kindOf(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a named pipe"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFLNK:
+		return "a symlink"
+	}
+	return "a special file"
 }
 
 // ModeFromUnix converts a stat mode to a Go file mode.

@@ -6,9 +6,7 @@ import (
 	"os"
 	"path"
 	"strconv"
-	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,7 +144,7 @@ func (x *extractor) followSymlink(parent *dirHandle, base string, create bool) (
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		return noDir("parent %q is not a directory")
 	}
-	f, err := pathrs.OpenatInRoot(x.rootFile, p)
+	f, resolved, err := x.root.resolve(p)
 	if errors.Is(err, unix.ENOENT) {
 		return noDir("parent %q is a dangling symlink")
 	}
@@ -159,14 +157,6 @@ func (x *extractor) followSymlink(parent *dirHandle, base string, create bool) (
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return noDir("parent %q does not lead to a directory")
-	}
-	host, err := fdPath(int(f.Fd()))
-	if err != nil {
-		return nil, fmt.Errorf("resolving parent %q: %w", p, err)
-	}
-	resolved, err := x.containerPath(host)
-	if err != nil {
-		return nil, fmt.Errorf("parent %q: %w", p, err)
 	}
 	h := &dirHandle{fd: -1, path: resolved}
 	for q := resolved; ; q = path.Dir(q) {
@@ -188,19 +178,6 @@ func (x *extractor) followSymlink(parent *dirHandle, base string, create bool) (
 	return h, nil
 }
 
-// containerPath maps a host path below the root to its container path.
-func (x *extractor) containerPath(host string) (string, error) {
-	switch {
-	case host == x.rootHost:
-		return "/", nil
-	case x.rootHost == "/":
-		return host, nil
-	case strings.HasPrefix(host, x.rootHost+"/"):
-		return host[len(x.rootHost):], nil
-	}
-	return "", ErrPathEscapes
-}
-
 // fdPath returns the host path of an open file, as the kernel sees it.
 func fdPath(fd int) (string, error) {
 	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
@@ -214,5 +191,10 @@ func fdPath(fd int) (string, error) {
 // calls (xattrs) that have no *at form; the final component is not followed
 // by the l* variants.
 func procPath(dir int, base string) string {
-	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + base
+	return procFdPath(dir) + "/" + base
+}
+
+// procFdPath names the file behind the handle fd itself.
+func procFdPath(fd int) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd)
 }

@@ -188,6 +188,9 @@ func (x *extractor) chown(at target, hdr *tar.Header, existing bool) error {
 }
 
 func (x *extractor) needsChown(at target, hdr *tar.Header, existing bool) bool {
+	if x.opts.noOwners {
+		return false
+	}
 	return existing || hdr.Uid != x.uid || hdr.Gid != x.gid || at.setgid
 }
 

@@ -7,11 +7,22 @@ type options struct {
 	ignore            func(p string) bool
 	filter            func(p string) bool
 	ignoreChownErrors bool
+	noOwners          bool
+	noSpecialFiles    bool
+	literalWhiteouts  bool
 	overlayWhiteouts  bool
 	log               logrus.FieldLogger
 }
 
-// Option configures Apply.
+func newOptions(opts []Option) options {
+	o := options{log: logrus.StandardLogger()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Option configures Extract and Apply.
 type Option func(*options)
 
 // WithLayerName names the layer (its digest) in errors and logs.
@@ -50,6 +61,27 @@ func WithChownErrorsIgnored(ignore bool) Option {
 // does.
 func WithOverlayWhiteouts() Option {
 	return func(o *options) { o.overlayWhiteouts = true }
+}
+
+// WithoutOwners ignores the entries' user and group ids: everything belongs
+// to the extracting user. For archives whose ids mean nothing here, such as
+// a build context (COPY sets the owner itself).
+func WithoutOwners() Option {
+	return func(o *options) { o.noOwners = true }
+}
+
+// WithoutSpecialFiles refuses device nodes and named pipes: such an entry
+// fails the extraction with ErrSpecialFile. For archives that are not image
+// layers, which have no business carrying them.
+func WithoutSpecialFiles() Option {
+	return func(o *options) { o.noSpecialFiles = true }
+}
+
+// WithLiteralWhiteouts extracts names starting with ".wh." as the files they
+// are instead of interpreting them as OCI whiteouts: for archives that are
+// not image layers, where such a name deletes nothing.
+func WithLiteralWhiteouts() Option {
+	return func(o *options) { o.literalWhiteouts = true }
 }
 
 // WithLogger sets the logger for warnings and debug details.

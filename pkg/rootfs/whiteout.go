@@ -96,10 +96,11 @@ func (x *extractor) pruneChildren(dirfd int, p string) error {
 	return nil
 }
 
-// remove removes name (the container path p) in dirfd like removeAll, and
-// forgets the times pending for the directories removed.
+// remove removes name (the container path p) in dirfd like removeTree,
+// keeping ignored paths, and forgets the times pending for the directories
+// removed.
 func (x *extractor) remove(dirfd int, name, p string) (kept bool, err error) {
-	kept, err = x.removeAll(dirfd, name, p)
+	kept, err = removeTree(dirfd, name, p, x.opts.ignore, x.dirs.invalidate)
 	for d := range x.dirTimes {
 		if d == p || strings.HasPrefix(d, p+"/") {
 			delete(x.dirTimes, d)
@@ -108,11 +109,13 @@ func (x *extractor) remove(dirfd int, name, p string) (kept bool, err error) {
 	return kept, err
 }
 
-// removeAll removes name (the container path p) in dirfd, with its content
-// when it is a directory, without following symlinks. Ignored paths are
-// kept, and so are the directories holding them: kept reports that.
-func (x *extractor) removeAll(dirfd int, name, p string) (kept bool, err error) {
-	if x.ignored(p) {
+// removeTree removes name (the container path p) in dirfd, with its content
+// when it is a directory, without following symlinks. The paths keep (when
+// not nil) reports are kept, and so are the directories holding them: kept
+// reports that. changed (when not nil) is called before a directory or
+// symlink is removed, which may change where names resolve.
+func removeTree(dirfd int, name, p string, keep func(string) bool, changed func()) (kept bool, err error) {
+	if keep != nil && keep(p) {
 		return true, nil
 	}
 	var st unix.Stat_t
@@ -124,9 +127,13 @@ func (x *extractor) removeAll(dirfd int, name, p string) (kept bool, err error) 
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
-		x.dirs.invalidate()
+		if changed != nil {
+			changed()
+		}
 	case unix.S_IFDIR:
-		x.dirs.invalidate()
+		if changed != nil {
+			changed()
+		}
 		sub, err := openDirNoFollow(dirfd, name)
 		if err != nil {
 			return false, err
@@ -137,7 +144,7 @@ func (x *extractor) removeAll(dirfd int, name, p string) (kept bool, err error) 
 				break
 			}
 			var k bool
-			k, err = x.removeAll(sub, n, path.Join(p, n))
+			k, err = removeTree(sub, n, path.Join(p, n), keep, changed)
 			kept = kept || k
 		}
 		unix.Close(sub)

@@ -11,29 +11,51 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
-// ErrPathEscapes is returned for an entry whose name or hard link target
-// climbs out of the root.
-var ErrPathEscapes = errors.New("path escapes the root")
-
-// Apply extracts one layer (an uncompressed tar stream) onto root, with OCI
-// whiteout semantics. Errors name the layer (WithLayerName) and the entry.
+// Apply extracts one layer (an uncompressed tar stream) onto the directory
+// root: it is OpenRoot followed by Extract. Errors name the layer
+// (WithLayerName) and the entry.
 func Apply(ctx context.Context, root string, r io.Reader, opts ...Option) error {
-	o := options{log: logrus.StandardLogger()}
-	for _, opt := range opts {
-		opt(&o)
+	rt, err := OpenRoot(root)
+	if err != nil {
+		o := newOptions(opts)
+		if o.layer != "" {
+			return fmt.Errorf("layer %s: %w", o.layer, err)
+		}
+		return err
 	}
-	layerError := func(err error) error { return err }
+	defer rt.Close()
+	return rt.Extract(ctx, r, opts...)
+}
+
+// Extract extracts a tar stream (uncompressed) into the root. By default it
+// is an image layer: OCI whiteouts delete what lower layers left, owners,
+// modes, times, extended attributes, devices and named pipes are created as
+// the entries say. Options select what else it is (WithoutOwners,
+// WithoutSpecialFiles, WithLiteralWhiteouts for an archive that is not a
+// layer) and what to skip (WithIgnore, WithFilter).
+//
+// Nothing the stream says can create, change or link to anything outside
+// the root: names that climb out with ".." fail with ErrPathEscapes,
+// absolute names and symlinks resolve inside the root. Errors about the
+// stream or an entry are *ExtractError values.
+//
+// Extract assumes nobody else changes the root meanwhile: it caches handles
+// on the directories it writes to (they stay inside the root whatever
+// happens, but a concurrent rename could redirect an entry).
+func (rt *Root) Extract(ctx context.Context, r io.Reader, opts ...Option) error {
+	o := newOptions(opts)
 	if o.layer != "" {
 		o.log = o.log.WithField("layer", o.layer)
-		layerError = func(err error) error { return fmt.Errorf("layer %s: %w", o.layer, err) }
 	}
-	x, err := newExtractor(root, o)
+	x, err := newExtractor(rt, o)
 	if err != nil {
-		return layerError(err)
+		if o.layer != "" {
+			return fmt.Errorf("layer %s: %w", o.layer, err)
+		}
+		return err
 	}
 	defer x.close()
 
@@ -47,24 +69,31 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...Option) error 
 			break
 		}
 		if err != nil {
-			return layerError(fmt.Errorf("reading tar: %w", err))
+			return &ExtractError{Layer: o.layer, Err: err}
 		}
 		if err := x.entry(hdr, tr); err != nil {
-			return layerError(fmt.Errorf("entry %q: %w", hdr.Name, err))
+			xe := &ExtractError{Layer: o.layer, Header: hdr, Err: err}
+			var le linkError
+			if errors.As(err, &le) {
+				xe.Link, xe.Err = true, le.err
+			}
+			return xe
 		}
 	}
 	if err := x.setDirTimes(); err != nil {
-		return layerError(err)
+		if o.layer != "" {
+			return fmt.Errorf("layer %s: %w", o.layer, err)
+		}
+		return err
 	}
 	return nil
 }
 
-// extractor holds the state of one Apply.
+// extractor holds the state of one Extract.
 type extractor struct {
-	opts     options
-	rootFile *os.File
-	rootHost string // real host path of the root, to map handles back to container paths
-	dirs     dirCache
+	opts options
+	root *Root
+	dirs dirCache
 	// written records, by resolved container path, what this layer created,
 	// so that whiteouts and opaque directories spare it whatever the order
 	// of the tar.
@@ -84,9 +113,10 @@ const (
 	markDescendant                       // something below the path is
 )
 
-func newExtractor(root string, o options) (*extractor, error) {
+func newExtractor(rt *Root, o options) (*extractor, error) {
 	x := &extractor{
 		opts:     o,
+		root:     rt,
 		written:  map[string]writeMark{},
 		dirTimes: map[string][2]unix.Timespec{},
 		buf:      make([]byte, 128<<10),
@@ -95,24 +125,15 @@ func newExtractor(root string, o options) (*extractor, error) {
 		gid:      os.Getegid(),
 		umask:    currentUmask(),
 	}
-	f, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening root: %w", err)
-	}
-	x.rootFile = f
-	if x.rootHost, err = fdPath(int(f.Fd())); err == nil {
-		x.dirs, err = newDirCache(int(f.Fd()))
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("opening root %q: %w", root, err)
+	var err error
+	if x.dirs, err = newDirCache(rt.fd()); err != nil {
+		return nil, fmt.Errorf("opening root %q: %w", rt.host, err)
 	}
 	return x, nil
 }
 
 func (x *extractor) close() {
 	x.dirs.reset()
-	x.rootFile.Close()
 }
 
 // target is where an entry goes: the name base in the directory handle dir,
@@ -133,16 +154,21 @@ const (
 )
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
-	if hdr.Typeflag == tar.TypeXGlobalHeader {
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
 		return nil
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.opts.noSpecialFiles {
+			return fmt.Errorf("%w: device nodes and named pipes are refused here", ErrSpecialFile)
+		}
 	}
-	name, err := cleanName(hdr.Name)
+	name, err := EntryPath(hdr.Name)
 	if err != nil {
 		return err
 	}
 	x.dirs.refresh()
 	dir, base := path.Split(name)
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if !x.opts.literalWhiteouts && strings.HasPrefix(base, whiteoutPrefix) {
 		return x.whiteout(dir, base)
 	}
 	if x.opts.filter != nil && !x.opts.filter(name) {
@@ -154,7 +180,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	var linkTo target
 	if hdr.Typeflag == tar.TypeLink {
 		if linkTo, err = x.linkTarget(hdr.Linkname); err != nil {
-			return err
+			return linkError{err}
 		}
 	}
 	at, ok, err := x.target(name)
@@ -175,7 +201,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeLink:
 		err = x.replace(at, func() error { return unix.Linkat(linkTo.dir, linkTo.base, at.dir, at.base, 0) })
 		if errors.Is(err, unix.ENOENT) {
-			err = fmt.Errorf("hard link target %q does not exist", hdr.Linkname)
+			err = linkError{unix.ENOENT}
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		err = x.makeNode(at, hdr)
@@ -189,10 +215,12 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	return nil
 }
 
-// cleanName turns a tar name into a clean absolute container path. Absolute
-// names are taken relative to the root, as runtimes do; names that climb
-// above it are rejected.
-func cleanName(name string) (string, error) {
+// EntryPath returns the clean absolute container path a tar entry name (or
+// hard link target) stands for: "etc/passwd", "./etc/passwd" and
+// "/etc/passwd" are all "/etc/passwd", as container runtimes read them. A
+// relative name that climbs above the root ("../x", "a/../../x") fails with
+// ErrPathEscapes; ".." at the start of an absolute name stops at the root.
+func EntryPath(name string) (string, error) {
 	if strings.HasPrefix(name, "/") {
 		return path.Clean(name), nil
 	}
@@ -222,22 +250,23 @@ func (x *extractor) target(name string) (target, bool, error) {
 	return at, true, nil
 }
 
-// linkTarget locates an existing hard link target.
+// linkTarget locates an existing hard link target. Its errors concern the
+// target, not the entry: the caller marks them so.
 func (x *extractor) linkTarget(linkname string) (target, error) {
-	name, err := cleanName(linkname)
+	name, err := EntryPath(linkname)
 	if err != nil {
-		return target{}, fmt.Errorf("hard link target %q: %w", linkname, err)
+		return target{}, err
 	}
 	dir, base := path.Split(name)
 	h, err := x.dir(path.Clean(dir), false)
 	if err != nil {
-		return target{}, fmt.Errorf("hard link target %q: %w", linkname, err)
+		return target{}, err
 	}
 	if h == nil {
-		return target{}, fmt.Errorf("hard link target %q does not exist", linkname)
+		return target{}, unix.ENOENT
 	}
 	if h.ignored || x.ignored(path.Join(h.path, base)) {
-		return target{}, fmt.Errorf("hard link target %q is an ignored path", linkname)
+		return target{}, errIgnoredLinkTarget
 	}
 	return target{dir: h.fd, base: base, p: path.Join(h.path, base)}, nil
 }
