@@ -11,11 +11,11 @@ import (
 	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 	"github.com/kiln-build/kiln/pkg/workdir"
 )
@@ -143,12 +143,13 @@ func (s *stageBuilder) removeIfEmptyAfter(root *stageRoot, target string, rel *r
 		return
 	}
 	rel.push(func() error {
-		host, err := securejoin.SecureJoin(root.Dir(), p)
+		r, err := rootfs.OpenRoot(root.Dir())
 		if err != nil {
 			return err
 		}
+		defer r.Close()
 		// Remove (not RemoveAll) fails on a directory the RUN filled.
-		if err := os.Remove(host); err != nil && !errors.Is(err, os.ErrNotExist) && !isNotEmpty(err) {
+		if err := r.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) && !isNotEmpty(err) {
 			return fmt.Errorf("removing mount point %q: %w", p, err)
 		}
 		return nil

@@ -4,76 +4,97 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"syscall"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
 
-// placeMount sets up one mount target inside root and returns the container
-// path it used (symlinks on the way resolved) and the function that undoes
-// it.
-func placeMount(root, workDir string, mt sandbox.Mount) (string, func() error, error) {
-	dir, created, err := mkdirsRecorded(root, path.Dir(mt.Target))
+// placeMount sets up one mount target inside the directory rootDir ("/"
+// in-place) and returns the container path it used (symlinks on the way
+// resolved) and the function that undoes it. Paths inside the root are
+// resolved through rootfs.Root, then and at the undo.
+func placeMount(rootDir, workDir string, mt sandbox.Mount) (string, func() error, error) {
+	r, err := rootfs.OpenRoot(rootDir)
 	if err != nil {
 		return "", nil, err
 	}
-	host := filepath.Join(dir, path.Base(mt.Target))
-	rel, err := filepath.Rel(root, host)
+	defer r.Close()
+	created, err := r.MkdirAll(path.Dir(mt.Target), 0o755, nil)
+	removeCreated := func(r *rootfs.Root) error {
+		var errs []error
+		for i := len(created) - 1; i >= 0; i-- {
+			errs = append(errs, r.Remove(created[i]))
+		}
+		return errors.Join(errs...)
+	}
 	if err != nil {
+		removeCreated(r)
 		return "", nil, err
 	}
-	placed := fsview.Clean(rel)
-	parent := dir
+	parent, err := r.Resolve(path.Dir(mt.Target))
+	if err != nil {
+		removeCreated(r)
+		return "", nil, err
+	}
+	placed := path.Join(parent, path.Base(mt.Target))
+	touched := parent // whose time the placement changes
 	if len(created) > 0 {
-		parent = filepath.Dir(created[0])
+		touched = path.Dir(created[0])
 	}
-	st, err := os.Stat(parent)
+	st, err := r.Stat(touched)
 	if err != nil {
+		removeCreated(r)
 		return "", nil, err
 	}
 	mtime := st.ModTime()
 	aside := ""
-	if _, err := os.Lstat(host); err == nil {
-		if aside, err = os.MkdirTemp(workDir, "aside-"); err != nil {
+	if _, err := r.Lstat(placed); err == nil {
+		d, err := os.MkdirTemp(workDir, "aside-")
+		if err != nil {
+			removeCreated(r)
 			return "", nil, err
 		}
-		aside = filepath.Join(aside, "content")
-		if err := moveTree(host, aside); err != nil {
+		aside = filepath.Join(d, "content")
+		if err := moveOut(r, placed, aside); err != nil {
+			os.Remove(d)
+			removeCreated(r)
 			return "", nil, err
 		}
 	}
 	isCache := mt.Type == sandbox.MountCache
 	undo := func() error {
+		r, err := rootfs.OpenRoot(rootDir)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
 		var errs []error
 		if isCache {
-			errs = append(errs, moveTree(host, mt.Source))
-		} else if err := os.RemoveAll(host); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, moveOut(r, placed, mt.Source))
+		} else {
+			errs = append(errs, r.RemoveAll(placed))
 		}
 		if aside != "" {
-			errs = append(errs, moveTree(aside, host), os.Remove(filepath.Dir(aside)))
+			errs = append(errs, moveIn(aside, r, placed), os.Remove(filepath.Dir(aside)))
 		}
-		for i := len(created) - 1; i >= 0; i-- {
-			errs = append(errs, os.Remove(created[i]))
-		}
-		errs = append(errs, os.Chtimes(parent, mtime, mtime))
+		errs = append(errs, removeCreated(r), r.Chtimes(touched, mtime, mtime))
 		return errors.Join(errs...)
 	}
 	switch mt.Type {
 	case sandbox.MountSecret, sandbox.MountBind:
-		err = copyHost(mt.Source, host)
+		err = copyHost(mt.Source, filepath.Join(rootDir, placed))
 	case sandbox.MountCache:
-		err = moveTree(mt.Source, host)
+		err = moveIn(mt.Source, r, placed)
 	case sandbox.MountTmpfs:
-		if err = os.Mkdir(host, 0o1777); err == nil {
-			err = os.Chmod(host, 0o1777) // past the umask
-		}
+		_, err = r.MkdirAll(placed, 0o777|fs.ModeSticky, nil)
 	default:
 		err = fmt.Errorf("unknown mount type %q", mt.Type)
 	}
@@ -84,17 +105,40 @@ func placeMount(root, workDir string, mt sandbox.Mount) (string, func() error, e
 	return placed, undo, nil
 }
 
-// moveTree moves a file or directory, copying it when src and dst are on
-// different filesystems (a cache on a volume, say).
-func moveTree(src, dst string) error {
-	err := os.Rename(src, dst)
-	if !errors.Is(err, syscall.EXDEV) {
+// moveIn moves the host path src to p inside r, copying it when they are
+// on different filesystems (a cache on a volume, say).
+func moveIn(src string, r *rootfs.Root, p string) error {
+	sr, err := rootfs.OpenRoot(filepath.Dir(src))
+	if err != nil {
 		return err
 	}
-	if err := copyHost(src, dst); err != nil {
+	defer sr.Close()
+	err = rootfs.Rename(sr, filepath.Base(src), r, p)
+	if !errors.Is(err, unix.EXDEV) {
+		return err
+	}
+	if err := copyHost(src, filepath.Join(r.Dir(), p)); err != nil {
 		return err
 	}
 	return os.RemoveAll(src)
+}
+
+// moveOut moves p inside r to the host path dst, copying it across
+// filesystems.
+func moveOut(r *rootfs.Root, p, dst string) error {
+	dr, err := rootfs.OpenRoot(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
+	err = rootfs.Rename(r, p, dr, filepath.Base(dst))
+	if !errors.Is(err, unix.EXDEV) {
+		return err
+	}
+	if err := copyHost(filepath.Join(r.Dir(), p), dst); err != nil {
+		return err
+	}
+	return r.RemoveAll(p)
 }
 
 // copyHost copies the file or directory src to the new path dst, keeping
@@ -141,28 +185,6 @@ func copyHost(src, dst string) error {
 		return err
 	}
 	return os.Chtimes(dst, st.ModTime(), st.ModTime())
-}
-
-// mkdirsRecorded creates the missing directories of p inside root and
-// returns its host path and the host paths it created, in order.
-func mkdirsRecorded(root, p string) (string, []string, error) {
-	host, err := securejoin.SecureJoin(root, p)
-	if err != nil {
-		return "", nil, err
-	}
-	var missing []string
-	for d := host; d != root && d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		missing = append([]string{d}, missing...)
-	}
-	for _, d := range missing {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return "", nil, err
-		}
-	}
-	return host, missing, nil
 }
 
 func ownerOf(fi os.FileInfo) (int, int) {

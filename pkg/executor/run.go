@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/rootfs"
 	"github.com/kiln-build/kiln/pkg/sandbox"
 )
 
@@ -186,6 +186,11 @@ var runMountPoints = []string{"/dev", "/proc", "/sys", "/etc"}
 // ensureRunDirs creates the working directory of a RUN when the image
 // lacks it, as container runtimes do, and the standard mount points.
 func (s *stageBuilder) ensureRunDirs(root *stageRoot, dir string) error {
+	r, err := rootfs.OpenRoot(root.Dir())
+	if err != nil {
+		return err
+	}
+	defer r.Close()
 	for _, d := range append([]string{dir}, runMountPoints...) {
 		if e, err := fsview.Stat(root.fs, d); err == nil && e.IsDir() {
 			continue
@@ -193,8 +198,8 @@ func (s *stageBuilder) ensureRunDirs(root *stageRoot, dir string) error {
 		if root.Protected(d) {
 			continue
 		}
-		if err := pathrs.MkdirAll(root.Dir(), d, 0o755); err != nil {
-			return fmt.Errorf("creating directory %q: %w", d, err)
+		if _, err := r.MkdirAll(d, 0o755, nil); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-build/kiln/pkg/fsview"
+	"github.com/kiln-build/kiln/pkg/rootfs"
 )
 
 // saveVolumes keeps a copy of the declared volumes that exist in root and
@@ -58,22 +57,28 @@ func (s *stageBuilder) volumePaths(fsys fsview.FS) []string {
 // restoreVolume replaces the content and metadata of the directory p in root
 // with the saved copy.
 func (s *stageBuilder) restoreVolume(ctx context.Context, root *stageRoot, p string, e *fsview.Entry, saved string) error {
-	// The RUN may have replaced parts of p with symlinks: resolve again,
-	// inside the root.
-	host, err := securejoin.SecureJoin(root.Dir(), p)
+	// The RUN may have replaced parts of p with symlinks: everything is
+	// resolved again, inside the root.
+	r, err := rootfs.OpenRoot(root.Dir())
 	if err != nil {
 		return err
 	}
-	children, err := os.ReadDir(host)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for _, c := range children {
-		if err := os.RemoveAll(filepath.Join(host, c.Name())); err != nil {
+	defer r.Close()
+	if dir, err := r.Open(p); err == nil {
+		names, err := dir.Readdirnames(-1)
+		dir.Close()
+		if err != nil {
 			return err
 		}
+		for _, n := range names {
+			if err := r.RemoveAll(path.Join(p, n)); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	if err := os.MkdirAll(host, 0o755); err != nil {
+	if _, err := r.MkdirAll(p, 0o755, nil); err != nil {
 		return err
 	}
 	savedFS, err := fsview.NewDirFS(saved)
@@ -83,11 +88,11 @@ func (s *stageBuilder) restoreVolume(ctx context.Context, root *stageRoot, p str
 	if err := copyTree(ctx, savedFS, "/", root.Dir(), p, s.b.copyOptions()...); err != nil {
 		return fmt.Errorf("restoring volume %q: %w", p, err)
 	}
-	if err := os.Lchown(host, e.UID, e.GID); err != nil {
+	if err := r.Lchown(p, e.UID, e.GID); err != nil {
 		return err
 	}
-	if err := unix.Chmod(host, uint32(fsview.TarMode(e.Mode))); err != nil {
+	if err := r.Chmod(p, e.Mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
 		return err
 	}
-	return os.Chtimes(host, e.ModTime, e.ModTime)
+	return r.Chtimes(p, e.ModTime, e.ModTime)
 }
