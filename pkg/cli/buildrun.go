@@ -31,28 +31,7 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 	for _, n := range c.notes {
 		log.Info(n)
 	}
-	// Isolation is decided before the context is read: rootless isolation
-	// re-executes kiln in a user namespace, which must happen before stdin
-	// is consumed. A Dockerfile without RUN needs none, so failing to find
-	// one only matters once the plan shows RUN instructions.
-	mode, reason, isolationErr := sandbox.Resolve(c.isolation, c.force)
-	if isolationErr == nil && mode == sandbox.ModeRootless {
-		// Re-executes kiln in a user namespace; returns in the new process.
-		if err := sandbox.EnterUserNamespace(); err != nil {
-			return image, err
-		}
-	}
-	if isolationErr == nil && mode == sandbox.ModeChroot && c.layerStore > 0 {
-		// Overlays of the layer store need a mount namespace of kiln's
-		// own: re-executes kiln in one; returns in the new process.
-		if err := sandbox.EnterMountNamespace(); err != nil {
-			log.Infof("Stage roots are directories of their own: %v", err)
-		}
-	}
-	if isolationErr == nil {
-		log.Infof("Isolation %s: %s", mode, reason)
-	}
-
+	iso := enterIsolation(c, log)
 	kilnDir, removeKilnDir, err := prepareKilnDir(c.kilnDir)
 	if err != nil {
 		return image, err
@@ -78,32 +57,18 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 	if err != nil {
 		return image, err
 	}
-	if isolationErr != nil {
+	if iso.err != nil {
 		if executor.NeedsRoot(plan, c.singleSnapshot) {
-			return image, fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", isolationErr)
+			return image, fmt.Errorf("this Dockerfile has RUN instructions, and RUN cannot be isolated here: %w", iso.err)
 		}
-		log.Infof("No isolation for RUN is available (%v): fine, this Dockerfile has no RUN", isolationErr)
+		log.Infof("No isolation for RUN is available (%v): fine, this Dockerfile has no RUN", iso.err)
 	}
 
-	regOpts, err := registryOptions(c.flags, filepath.Join(kilnDir, "blobs"), log)
-	if err != nil {
-		return image, err
-	}
-	regOpts = append(regOpts, registry.WithProgress(prog.sink))
-	reg, err := registry.New(regOpts...)
+	reg, err := openRegistry(ctx, c, plan, kilnDir, prog, log)
 	if err != nil {
 		return image, err
 	}
 	defer reg.Wait()
-	// Every credential is read now, before any RUN, and the variables
-	// that held them leave kiln's environment.
-	reg.PreloadCredentials(credentialTargets(c, plan))
-	registry.ScrubCredentialEnv()
-	if !c.flags.noPush && !c.flags.skipPushPermissionCheck {
-		if err := reg.CheckPush(ctx, c.output.Destinations); err != nil {
-			return image, err
-		}
-	}
 	store, err := openCache(ctx, c, reg, log)
 	if err != nil {
 		return image, err
@@ -111,82 +76,165 @@ func runBuild(ctx context.Context, c *buildConfig, prog *progressOutput, runOut 
 	if c.dryRun {
 		return image, dryRun(ctx, plan, reg, c, log)
 	}
-
-	var source executor.ImageSource = reg
-	if c.baseImages != "" {
-		images, err := cache.OpenBaseImages(c.baseImages)
-		if err != nil {
-			return image, err
-		}
-		source = &cache.LocalFirst{Images: images, Next: reg, TTL: c.cacheTTL, Log: log}
-	}
-	xopts := []executor.Option{
-		executor.WithImageSource(source),
-		executor.WithBuildContext(bctx),
-		executor.WithWorkDir(work.Dir),
-		executor.WithSecretsDir(work.SecretsDir),
-		executor.WithPlatform(c.platform()),
-		executor.WithCompression(c.compression, c.compressionLevel),
-		executor.WithLabels(c.labels),
-		executor.WithSingleSnapshot(c.singleSnapshot),
-		executor.WithJobs(c.jobs),
-		executor.WithMaxLayers(c.maxLayers),
-		executor.WithLogger(log),
-		executor.WithSecrets(c.secrets),
-		executor.WithSSH(c.ssh),
-		executor.WithRootless(mode == sandbox.ModeRootless),
-		executor.WithIgnorePaths(c.snapshotIgnores(mode)),
-		executor.WithRunOutput(runOut),
-		executor.WithProgress(prog.sink),
-		executor.WithLayerPublisher(func(l v1.Layer) {
-			if !c.output.NoPush {
-				reg.Preupload(ctx, c.output.Destinations, l)
-			}
-		}),
-		executor.WithCacheDir(filepath.Join(kilnDir, "cache")),
-		executor.WithStateDir(filepath.Join(kilnDir, "state")),
-	}
-	if c.epoch != nil {
-		xopts = append(xopts, executor.WithReproducible(*c.epoch))
-	}
-	if store != nil {
-		prog.report.cache = true
-		xopts = append(xopts, executor.WithCache(executor.CacheOptions{Store: store, TTL: c.cacheTTL,
-			RunLayers: c.cache.run, CopyLayers: c.cache.copy, Write: c.cache.write}))
-	}
-	if isolationErr == nil {
-		sb, err := sandbox.New(mode, sandbox.WithWorkDir(work.Dir), sandbox.WithLogger(log))
-		if err != nil {
-			return image, err
-		}
-		xopts = append(xopts, executor.WithSandbox(sb))
-		if mode == sandbox.ModeChroot && c.layerStore > 0 && sandbox.PrivateMounts() {
-			store, err := layerstore.Open(filepath.Join(kilnDir, "layers"), c.layerStore, log)
-			if err != nil {
-				return image, err
-			}
-			xopts = append(xopts, executor.WithLayerStore(store))
-		}
+	run := &buildRun{c: c, iso: iso, kilnDir: kilnDir, work: work, reg: reg, prog: prog, log: log}
+	xopts, err := run.executorOptions(ctx, bctx, store, runOut)
+	if err != nil {
+		return image, err
 	}
 	b, err := executor.New(plan, xopts...)
 	if err != nil {
 		return image, err
 	}
 	defer b.Close()
+	return run.build(ctx, b)
+}
+
+// isolation is how RUN instructions will be isolated, or why they cannot be.
+type isolation struct {
+	mode sandbox.Mode
+	err  error
+}
+
+// enterIsolation decides the isolation before the context is read:
+// rootless isolation re-executes kiln in a user namespace, which must
+// happen before stdin is consumed. A Dockerfile without RUN needs none, so
+// failing to find one only matters once the plan shows RUN instructions.
+func enterIsolation(c *buildConfig, log logrus.FieldLogger) isolation {
+	mode, reason, err := sandbox.Resolve(c.isolation, c.force)
+	if err != nil {
+		return isolation{mode: mode, err: err}
+	}
+	switch {
+	case mode == sandbox.ModeRootless:
+		// Re-executes kiln in a user namespace; returns in the new process.
+		if err := sandbox.EnterUserNamespace(); err != nil {
+			return isolation{mode: mode, err: err}
+		}
+	case mode == sandbox.ModeChroot && c.layerStore > 0:
+		// Overlays of the layer store need a mount namespace of kiln's
+		// own: re-executes kiln in one; returns in the new process.
+		if err := sandbox.EnterMountNamespace(); err != nil {
+			log.Infof("Stage roots are directories of their own: %v", err)
+		}
+	}
+	log.Infof("Isolation %s: %s", mode, reason)
+	return isolation{mode: mode}
+}
+
+// openRegistry opens the registry client with every credential the build
+// may need read now, before any RUN, and the variables that held them gone
+// from kiln's environment; destinations are checked for push rights.
+func openRegistry(ctx context.Context, c *buildConfig, plan *dockerfile.Plan, kilnDir string, prog *progressOutput, log *logrus.Logger) (*registry.Client, error) {
+	regOpts, err := registryOptions(c.flags, filepath.Join(kilnDir, "blobs"), log)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registry.New(append(regOpts, registry.WithProgress(prog.sink))...)
+	if err != nil {
+		return nil, err
+	}
+	reg.PreloadCredentials(credentialTargets(c, plan))
+	registry.ScrubCredentialEnv()
+	if !c.flags.noPush && !c.flags.skipPushPermissionCheck {
+		if err := reg.CheckPush(ctx, c.output.Destinations); err != nil {
+			reg.Wait()
+			return nil, err
+		}
+	}
+	return reg, nil
+}
+
+// buildRun is what the steps after the plan share.
+type buildRun struct {
+	c       *buildConfig
+	iso     isolation
+	kilnDir string
+	work    *workdir.Build
+	reg     *registry.Client
+	prog    *progressOutput
+	log     *logrus.Logger
+}
+
+// executorOptions turns the build configuration into the executor's options.
+func (r *buildRun) executorOptions(ctx context.Context, bctx executor.BuildContext, store cache.Store, runOut io.Writer) ([]executor.Option, error) {
+	c := r.c
+	var source executor.ImageSource = r.reg
+	if c.baseImages != "" {
+		images, err := cache.OpenBaseImages(c.baseImages)
+		if err != nil {
+			return nil, err
+		}
+		source = &cache.LocalFirst{Images: images, Next: r.reg, TTL: c.cacheTTL, Log: r.log}
+	}
+	xopts := []executor.Option{
+		executor.WithImageSource(source),
+		executor.WithBuildContext(bctx),
+		executor.WithWorkDir(r.work.Dir),
+		executor.WithSecretsDir(r.work.SecretsDir),
+		executor.WithPlatform(c.platform()),
+		executor.WithCompression(c.compression, c.compressionLevel),
+		executor.WithLabels(c.labels),
+		executor.WithSingleSnapshot(c.singleSnapshot),
+		executor.WithJobs(c.jobs),
+		executor.WithMaxLayers(c.maxLayers),
+		executor.WithLogger(r.log),
+		executor.WithSecrets(c.secrets),
+		executor.WithSSH(c.ssh),
+		executor.WithRootless(r.iso.mode == sandbox.ModeRootless),
+		executor.WithIgnorePaths(c.snapshotIgnores(r.iso.mode)),
+		executor.WithRunOutput(runOut),
+		executor.WithProgress(r.prog.sink),
+		executor.WithLayerPublisher(func(l v1.Layer) {
+			if !c.output.NoPush {
+				r.reg.Preupload(ctx, c.output.Destinations, l)
+			}
+		}),
+		executor.WithCacheDir(filepath.Join(r.kilnDir, "cache")),
+		executor.WithStateDir(filepath.Join(r.kilnDir, "state")),
+	}
+	if c.epoch != nil {
+		xopts = append(xopts, executor.WithReproducible(*c.epoch))
+	}
+	if store != nil {
+		r.prog.report.cache = true
+		xopts = append(xopts, executor.WithCache(executor.CacheOptions{Store: store, TTL: c.cacheTTL,
+			RunLayers: c.cache.run, CopyLayers: c.cache.copy, Write: c.cache.write}))
+	}
+	if r.iso.err != nil {
+		return xopts, nil
+	}
+	sb, err := sandbox.New(r.iso.mode, sandbox.WithWorkDir(r.work.Dir), sandbox.WithLogger(r.log))
+	if err != nil {
+		return nil, err
+	}
+	xopts = append(xopts, executor.WithSandbox(sb))
+	if r.iso.mode == sandbox.ModeChroot && c.layerStore > 0 && sandbox.PrivateMounts() {
+		ls, err := layerstore.Open(filepath.Join(r.kilnDir, "layers"), c.layerStore, r.log)
+		if err != nil {
+			return nil, err
+		}
+		xopts = append(xopts, executor.WithLayerStore(ls))
+	}
+	return xopts, nil
+}
+
+// build runs the executor and writes the image where the build asks,
+// returning its digest.
+func (r *buildRun) build(ctx context.Context, b *executor.Builder) (string, error) {
 	start := time.Now()
 	img, err := b.Build(ctx)
 	if err != nil {
-		return image, err
+		return "", err
 	}
-	if img, err = output.Convert(img, c.format, c.annotations); err != nil {
-		return image, err
+	if img, err = output.Convert(img, r.c.format, r.c.annotations); err != nil {
+		return "", err
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return image, err
+		return "", err
 	}
-	log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
-	return digest.String(), output.Write(ctx, img, &c.output, reg, log)
+	r.log.Infof("Built image %s in %s", digest, time.Since(start).Round(time.Millisecond))
+	return digest.String(), output.Write(ctx, img, &r.c.output, r.reg, r.log)
 }
 
 // credentialTargets lists what the build may contact: destinations, the
