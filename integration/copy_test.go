@@ -122,7 +122,7 @@ CMD ["--serve"]
 		"Env":        []string{testimage.DefaultEnv[0], "GREETING=hello world", "LIB=$(PREFIX)/lib", "COMBINED=hello world!"},
 		"WorkingDir": "/home/app/work",
 		"User":       "app",
-		"Exposed":    map[string]struct{}{"8080/tcp": {}, "53/udp": {}, "9000-9001/tcp": {}},
+		"Exposed":    map[string]struct{}{"8080/tcp": {}, "53/udp": {}, "9000/tcp": {}, "9001/tcp": {}},
 		"Volumes":    map[string]struct{}{"/data": {}},
 		"StopSignal": "SIGINT",
 		"Shell":      []string{"/bin/bash", "-c"},

@@ -120,12 +120,18 @@ func setEnv(env []string, key, value string) []string {
 	return append(append([]string(nil), env...), key+"="+value)
 }
 
-// expandPorts normalises EXPOSE arguments: "80" becomes "80/tcp". A range
-// stays one entry ("9000-9001/tcp"), as the reference builder records it.
+// expandPorts normalises EXPOSE arguments as BuildKit does: "80" becomes
+// "80/tcp", a range "9000-9001" one entry per port, and a host part
+// ("127.0.0.1:8080:80", which publishes nothing) is dropped. buildah keeps
+// a range as one entry; Docker's builders never did.
 func expandPorts(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
-		port, proto, _ := strings.Cut(a, "/")
+		spec := a
+		if i := strings.LastIndex(spec, ":"); i >= 0 {
+			spec = spec[i+1:]
+		}
+		port, proto, _ := strings.Cut(spec, "/")
 		proto = strings.ToLower(proto)
 		if proto == "" {
 			proto = "tcp"
@@ -138,12 +144,15 @@ func expandPorts(args []string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid port %q in EXPOSE", a)
 		}
-		if isRange {
-			if last, err := strconv.ParseUint(hi, 10, 16); err != nil || last < first {
+		last := first
+		if isRange && hi != lo {
+			if last, err = strconv.ParseUint(hi, 10, 16); err != nil || last < first {
 				return nil, fmt.Errorf("invalid port range %q in EXPOSE", a)
 			}
 		}
-		out = append(out, port+"/"+proto)
+		for p := first; p <= last; p++ {
+			out = append(out, strconv.FormatUint(p, 10)+"/"+proto)
+		}
 	}
 	return out, nil
 }

@@ -10,11 +10,11 @@ import (
 )
 
 func TestExpandPorts(t *testing.T) {
-	got, err := expandPorts([]string{"80", "53/UDP", "9000-9001", "8443/tcp"})
+	got, err := expandPorts([]string{"80", "53/UDP", "9000-9002", "8443/tcp", "127.0.0.1:8080:81", "82-82/sctp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"80/tcp", "53/udp", "9000-9001/tcp", "8443/tcp"}
+	want := []string{"80/tcp", "53/udp", "9000/tcp", "9001/tcp", "9002/tcp", "8443/tcp", "81/tcp", "82/sctp"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
