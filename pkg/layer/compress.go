@@ -1,0 +1,194 @@
+package layer
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// Compression names a layer compression.
+type Compression string
+
+// Supported compressions.
+const (
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
+// ParseCompression validates a --compression value.
+func ParseCompression(s string) (Compression, error) {
+	switch Compression(s) {
+	case Gzip, Zstd:
+		return Compression(s), nil
+	}
+	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
+}
+
+// checkLevel refuses a level the compression does not have, before any
+// layer is written. 0 is always the compressor's default.
+func checkLevel(c Compression, level int) error {
+	if c == Zstd || level == 0 {
+		return nil // zstd maps every level to one of its four speeds
+	}
+	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+		return fmt.Errorf("invalid %s compression level %d: use 1 (fastest) to 9 (smallest), or 0 for the default", c, level)
+	}
+	return nil
+}
+
+func mediaType(c Compression, oci bool) types.MediaType {
+	switch {
+	case c == Zstd:
+		return types.OCILayerZStd
+	case oci:
+		return types.OCILayer
+	default:
+		return types.DockerLayer
+	}
+}
+
+// How big layers are compressed on all cores.
+//
+// The compressed bytes depend only on the input, the compression and its
+// level: never on the number of cores or on how the producer chunks its
+// writes. That is what keeps --reproducible digests equal across machines,
+// so every constant here is part of the output format.
+const (
+	// parallelThreshold is the uncompressed size from which a layer is
+	// compressed in parallel. Smaller layers (most COPY layers) are
+	// compressed by one goroutine once their size is known: starting
+	// goroutines and cutting blocks would cost more than it saves.
+	parallelThreshold = 4 << 20
+
+	// gzipBlockSize is the size of the independent deflate blocks of a
+	// parallel gzip layer (each primed with the previous block's last 16
+	// KiB, as pigz does, so the ratio barely moves). The blocks are one
+	// gzip member: any gzip reader reads the result.
+	gzipBlockSize = 1 << 20
+
+	// zstdWindow is the zstd window of parallel zstd layers. The encoder
+	// cuts jobs of 4 windows, so this bounds the memory of the jobs in
+	// flight (and of decoders).
+	zstdWindow = 512 << 10
+
+	// maxInflight bounds the blocks (gzip) or jobs (zstd) compressed at
+	// once, and so the memory a big layer costs.
+	maxInflight = 4
+)
+
+// inflight is how many blocks or jobs are compressed at once. At least 2:
+// the zstd encoder only splits a stream into jobs with two or more workers,
+// and the output must not depend on the core count.
+func inflight() int {
+	return max(2, min(runtime.GOMAXPROCS(0), maxInflight))
+}
+
+// adaptive compresses a stream single-threaded while it is small and in
+// parallel once it passes parallelThreshold. Until then it holds the
+// stream in memory: the choice is made on the size alone, before a byte
+// is compressed, so it does not depend on timing.
+type adaptive struct {
+	dst   io.Writer
+	c     Compression
+	level int
+	head  []byte         // the stream so far, while below the threshold
+	w     io.WriteCloser // the chosen encoder
+}
+
+func newAdaptive(dst io.Writer, c Compression, level int) (*adaptive, error) {
+	if err := checkLevel(c, level); err != nil {
+		return nil, err
+	}
+	return &adaptive{dst: dst, c: c, level: level}, nil
+}
+
+func (a *adaptive) Write(p []byte) (int, error) {
+	if a.w == nil {
+		if len(a.head)+len(p) < parallelThreshold {
+			a.head = append(a.head, p...)
+			return len(p), nil
+		}
+		w, err := a.encoder(true)
+		if err != nil {
+			return 0, err
+		}
+		a.w = w
+		if err := a.flushHead(); err != nil {
+			return 0, err
+		}
+	}
+	return a.w.Write(p)
+}
+
+// Close compresses what is held (a small stream) and finishes the stream.
+func (a *adaptive) Close() error {
+	if a.w == nil {
+		w, err := a.encoder(false)
+		if err != nil {
+			return err
+		}
+		a.w = w
+		if err := a.flushHead(); err != nil {
+			a.w.Close()
+			return err
+		}
+	}
+	return a.w.Close()
+}
+
+// abort drops the stream, stopping the encoder's goroutines if it has any.
+func (a *adaptive) abort() {
+	a.head = nil
+	if a.w != nil {
+		a.w.Close()
+	}
+}
+
+func (a *adaptive) flushHead() error {
+	_, err := a.w.Write(a.head)
+	a.head = nil
+	return err
+}
+
+func (a *adaptive) encoder(parallel bool) (io.WriteCloser, error) {
+	if a.c == Zstd {
+		return newZstd(a.dst, a.level, parallel)
+	}
+	return newGzip(a.dst, a.level, parallel)
+}
+
+func newGzip(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
+	if level == 0 {
+		level = gzip.DefaultCompression
+	}
+	if !parallel {
+		return gzip.NewWriterLevel(dst, level)
+	}
+	w, err := pgzip.NewWriterLevel(dst, level)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.SetConcurrency(gzipBlockSize, inflight()); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func newZstd(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
+	speed := zstd.SpeedDefault
+	if level != 0 {
+		speed = zstd.EncoderLevelFromZstd(level)
+	}
+	opts := []zstd.EOption{zstd.WithEncoderLevel(speed), zstd.WithWindowSize(zstdWindow)}
+	if parallel {
+		opts = append(opts, zstd.WithEncoderConcurrency(inflight()), zstd.WithConcurrentBlocks(true))
+	} else {
+		opts = append(opts, zstd.WithEncoderConcurrency(1))
+	}
+	return zstd.NewWriter(dst, opts...)
+}
