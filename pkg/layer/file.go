@@ -7,8 +7,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // File is a v1.Layer whose compressed blob is a file on disk, with digest,
@@ -19,7 +17,6 @@ type File struct {
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
-	comp      Compression
 }
 
 var _ v1.Layer = (*File)(nil)
@@ -48,29 +45,9 @@ func (f *File) Compressed() (io.ReadCloser, error) {
 	return r, nil
 }
 
-// Uncompressed implements v1.Layer.
-func (f *File) Uncompressed() (io.ReadCloser, error) {
-	r, err := f.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	switch f.comp {
-	case Zstd:
-		d, err := zstd.NewReader(r)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		return readCloser{Reader: d, close: func() error { d.Close(); return r.Close() }}, nil
-	default:
-		g, err := gzip.NewReader(r)
-		if err != nil {
-			r.Close()
-			return nil, fmt.Errorf("layer %s: %w", f.digest, err)
-		}
-		return readCloser{Reader: g, close: func() error { g.Close(); return r.Close() }}, nil
-	}
-}
+// Uncompressed implements v1.Layer. It decompresses ahead of the reader,
+// in a goroutine of its own (see Decompress).
+func (f *File) Uncompressed() (io.ReadCloser, error) { return Uncompressed(f) }
 
 // Remove deletes the blob file.
 func (f *File) Remove() error { return os.Remove(f.path) }

@@ -160,7 +160,6 @@ func (w *Writer) Commit() (*File, error) {
 		diffID:    hashOf(w.diffID),
 		size:      w.size.n,
 		mediaType: mediaType(w.opts.compression, w.opts.oci),
-		comp:      w.opts.compression,
 	}, nil
 }
 
