@@ -102,7 +102,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.BoolVar(&f.force, "force", false, "allow in-place isolation outside a container")
 	fl.StringVar(&f.kilnDir, "kiln-dir", "", `kiln's work directory (default: /kiln in the executor image, else a temporary directory)`)
 	fl.IntVar(&f.jobs, "jobs", runtime.NumCPU(), "stages built at the same time")
-	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip or zstd")
+	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip, zstd (OCI images only) or estargz (gzip layers with a table of contents, lazily pullable by the stargz snapshotter)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
 	fl.IntVar(&f.maxLayers, "max-layers", executor.DefaultMaxLayers, "refuse an image with more layers than this, which container runtimes cannot stack (0: no limit)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")

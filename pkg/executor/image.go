@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/pkg/layer"
 )
 
 // configFile is the image config kiln reads and writes: go-containerregistry's
@@ -79,6 +81,11 @@ func assemble(base v1.Image, layers []v1.Layer, cfg *configFile) (v1.Image, erro
 				mt = types.OCIManifestSchema1
 			}
 			adds[i] = mutate.Addendum{Layer: l, MediaType: lmt}
+			// eStargz layers carry the annotations that let a snapshotter
+			// find and verify their table of contents.
+			if a, ok := l.(layer.Annotated); ok {
+				adds[i].Annotations = a.Annotations()
+			}
 		}
 		if img, err = mutate.Append(img, adds...); err != nil {
 			return nil, err

@@ -14,19 +14,21 @@ import (
 // Compression names a layer compression.
 type Compression string
 
-// Supported compressions.
+// Supported compressions. Estargz layers are gzip layers (any gzip reader
+// reads them) laid out for lazy pulling: see estargz.go.
 const (
-	Gzip Compression = "gzip"
-	Zstd Compression = "zstd"
+	Gzip    Compression = "gzip"
+	Zstd    Compression = "zstd"
+	Estargz Compression = "estargz"
 )
 
 // ParseCompression validates a --compression value.
 func ParseCompression(s string) (Compression, error) {
 	switch Compression(s) {
-	case Gzip, Zstd:
+	case Gzip, Zstd, Estargz:
 		return Compression(s), nil
 	}
-	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
+	return "", fmt.Errorf("unknown compression %q: use gzip, zstd or estargz", s)
 }
 
 // checkLevel refuses a level the compression does not have, before any

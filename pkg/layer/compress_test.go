@@ -155,7 +155,7 @@ func TestCompressionLevels(t *testing.T) {
 	for _, c := range []struct {
 		comp  Compression
 		level int
-	}{{Gzip, 10}, {Gzip, -3}} {
+	}{{Gzip, 10}, {Gzip, -3}, {Estargz, 12}} {
 		_, err := NewWriter(t.TempDir(), WithCompression(c.comp, c.level))
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("level %d", c.level)) {
 			t.Errorf("%s level %d: error %v", c.comp, c.level, err)

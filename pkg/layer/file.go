@@ -3,6 +3,7 @@ package layer
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,9 +18,19 @@ type File struct {
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
+	// annotations go on the layer's descriptor in the manifest.
+	annotations map[string]string
 }
 
-var _ v1.Layer = (*File)(nil)
+var _ Annotated = (*File)(nil)
+
+// Annotated is a layer whose descriptor in the manifest carries
+// annotations: image assembly puts them there. A wrapper of a File must
+// keep the method for an eStargz layer to stay lazily pullable.
+type Annotated interface {
+	v1.Layer
+	Annotations() map[string]string
+}
 
 // Path returns the blob file.
 func (f *File) Path() string { return f.path }
@@ -48,6 +59,13 @@ func (f *File) Compressed() (io.ReadCloser, error) {
 // Uncompressed implements v1.Layer. It decompresses ahead of the reader,
 // in a goroutine of its own (see Decompress).
 func (f *File) Uncompressed() (io.ReadCloser, error) { return Uncompressed(f) }
+
+// Annotations returns the annotations the layer's descriptor in the
+// manifest must carry (eStargz: the TOC digest and uncompressed size), or
+// nil.
+func (f *File) Annotations() map[string]string {
+	return maps.Clone(f.annotations)
+}
 
 // Remove deletes the blob file.
 func (f *File) Remove() error { return os.Remove(f.path) }

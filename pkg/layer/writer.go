@@ -60,6 +60,11 @@ type Writer struct {
 	tw       *tar.Writer
 	entries  int
 	finished bool
+
+	// eStargz only: the uncompressed tar, spooled until Commit builds the
+	// layer from it.
+	tarFile *os.File
+	tarBuf  *bufio.Writer
 }
 
 type counter struct{ n int64 }
@@ -85,6 +90,18 @@ func NewWriter(dir string, opts ...Option) (*Writer, error) {
 	w := &Writer{opts: o, file: f, digest: sha256.New(), diffID: sha256.New()}
 	w.buf = bufio.NewWriterSize(f, 1<<20)
 	w.out = io.MultiWriter(w.buf, w.digest, &w.size)
+	if o.compression == Estargz {
+		// eStargz regroups the entries and ends with their table of
+		// contents: it is built from the whole tar, at Commit.
+		if w.tarFile, err = os.CreateTemp(dir, "layer-*.tar"); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("creating layer file: %w", err)
+		}
+		w.tarBuf = bufio.NewWriterSize(w.tarFile, 1<<20)
+		w.tw = tar.NewWriter(w.tarBuf)
+		return w, nil
+	}
 	if w.comp, err = newAdaptive(w.out, o.compression, o.level); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -137,10 +154,24 @@ func (w *Writer) Commit() (*File, error) {
 		return nil, errors.New("layer writer already finished")
 	}
 	w.finished = true
+	defer w.removeTar()
+	var (
+		diffID      v1.Hash
+		annotations map[string]string
+	)
 	err := w.tw.Close()
-	// Closed even after an error: it stops the encoder's goroutines.
-	if cerr := w.comp.Close(); err == nil {
-		err = cerr
+	switch {
+	case w.comp != nil:
+		// Closed even after an error: it stops the encoder's goroutines.
+		if cerr := w.comp.Close(); err == nil {
+			err = cerr
+		}
+		diffID = hashOf(w.diffID)
+	case err == nil:
+		err = w.tarBuf.Flush()
+		if err == nil {
+			diffID, annotations, err = w.buildEstargz()
+		}
 	}
 	if err == nil {
 		err = w.buf.Flush()
@@ -155,11 +186,12 @@ func (w *Writer) Commit() (*File, error) {
 		return nil, fmt.Errorf("writing layer %s: %w", w.file.Name(), err)
 	}
 	return &File{
-		path:      w.file.Name(),
-		digest:    hashOf(w.digest),
-		diffID:    hashOf(w.diffID),
-		size:      w.size.n,
-		mediaType: mediaType(w.opts.compression, w.opts.oci),
+		path:        w.file.Name(),
+		digest:      hashOf(w.digest),
+		diffID:      diffID,
+		size:        w.size.n,
+		mediaType:   mediaType(w.opts.compression, w.opts.oci),
+		annotations: annotations,
 	}, nil
 }
 
@@ -173,7 +205,18 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.finished = true
-	w.comp.abort()
+	if w.comp != nil {
+		w.comp.abort()
+	}
 	w.file.Close()
 	os.Remove(w.file.Name())
+	w.removeTar()
+}
+
+// removeTar deletes the spooled tar of an eStargz layer.
+func (w *Writer) removeTar() {
+	if w.tarFile != nil {
+		w.tarFile.Close()
+		os.Remove(w.tarFile.Name())
+	}
 }
