@@ -54,7 +54,7 @@ func mediaType(c Compression, oci bool) types.MediaType {
 	}
 }
 
-// How big layers are compressed on all cores.
+// How big layers are compressed in parallel.
 //
 // The compressed bytes depend only on the input, the compression and its
 // level: never on the number of cores or on how the producer chunks its
@@ -73,19 +73,13 @@ const (
 	// gzip member: any gzip reader reads the result.
 	gzipBlockSize = 1 << 20
 
-	// zstdWindow is the zstd window of parallel zstd layers. The encoder
-	// cuts jobs of 4 windows, so this bounds the memory of the jobs in
-	// flight (and of decoders).
-	zstdWindow = 512 << 10
-
-	// maxInflight bounds the blocks (gzip) or jobs (zstd) compressed at
-	// once, and so the memory a big layer costs.
+	// maxInflight bounds the gzip blocks compressed at once, and so the
+	// memory a big layer costs (about 3 MiB a block).
 	maxInflight = 4
 )
 
-// inflight is how many blocks or jobs are compressed at once. At least 2:
-// the zstd encoder only splits a stream into jobs with two or more workers,
-// and the output must not depend on the core count.
+// inflight is how many gzip blocks are compressed at once: at least 2, so
+// that one block is compressed while the previous one is written.
 func inflight() int {
 	return max(2, min(runtime.GOMAXPROCS(0), maxInflight))
 }
@@ -181,16 +175,20 @@ func newGzip(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
 	return w, nil
 }
 
+// newZstd returns a zstd encoder. In parallel, the stream encoder finds
+// the matches of a block in one goroutine while another entropy-codes and
+// writes the previous block, which gives the same bytes as one goroutine.
+// Its job mode (WithConcurrentBlocks), which would use more cores, was
+// slower on two cores in BenchmarkCompress, costs more CPU, and holds
+// several MiB per job in flight.
 func newZstd(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
 	speed := zstd.SpeedDefault
 	if level != 0 {
 		speed = zstd.EncoderLevelFromZstd(level)
 	}
-	opts := []zstd.EOption{zstd.WithEncoderLevel(speed), zstd.WithWindowSize(zstdWindow)}
+	concurrency := 1
 	if parallel {
-		opts = append(opts, zstd.WithEncoderConcurrency(inflight()), zstd.WithConcurrentBlocks(true))
-	} else {
-		opts = append(opts, zstd.WithEncoderConcurrency(1))
+		concurrency = 2
 	}
-	return zstd.NewWriter(dst, opts...)
+	return zstd.NewWriter(dst, zstd.WithEncoderLevel(speed), zstd.WithEncoderConcurrency(concurrency))
 }
