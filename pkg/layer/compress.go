@@ -172,7 +172,19 @@ func newGzip(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
 	if err := w.SetConcurrency(gzipBlockSize, inflight()); err != nil {
 		return nil, err
 	}
-	return w, nil
+	return parallelGzip{w}, nil
+}
+
+// parallelGzip is pgzip's writer, whose Close returns early after a write
+// error and leaves its output goroutine waiting: Reset releases it.
+type parallelGzip struct{ *pgzip.Writer }
+
+func (p parallelGzip) Close() error {
+	err := p.Writer.Close()
+	if err != nil {
+		p.Writer.Reset(io.Discard)
+	}
+	return err
 }
 
 // newZstd returns a zstd encoder. In parallel, the stream encoder finds

@@ -57,6 +57,10 @@ func (w *Writer) buildEstargz() (v1.Hash, map[string]string, error) {
 		return v1.Hash{}, nil, fmt.Errorf("building eStargz layer: %w", err)
 	}
 	_, err = io.Copy(w.out, blob)
+	if err != nil {
+		// The blob is produced by a goroutine that only stops at its end.
+		io.Copy(io.Discard, blob)
+	}
 	if cerr := blob.Close(); err == nil {
 		err = cerr
 	}
