@@ -37,6 +37,10 @@ const estargzParts = 4
 // estargz keeps the entries' headers, so the mtimes WriteHeader set stay;
 // the landmark and TOC entries it adds have no timestamp. It moves no entry
 // (there are no prioritised files), so the order is the producer's.
+//
+// estargz.Build compresses its parts into temporary files of $TMPDIR (it
+// has no option for their directory) and removes them when the blob is
+// closed.
 func (w *Writer) buildEstargz() (v1.Hash, map[string]string, error) {
 	info, err := w.tarFile.Stat()
 	if err != nil {

@@ -91,8 +91,8 @@ func NewWriter(dir string, opts ...Option) (*Writer, error) {
 	w.buf = bufio.NewWriterSize(f, 1<<20)
 	w.out = io.MultiWriter(w.buf, w.digest, &w.size)
 	if o.compression == Estargz {
-		// eStargz regroups the entries and ends with their table of
-		// contents: it is built from the whole tar, at Commit.
+		// An eStargz blob ends with the table of contents of the whole
+		// tar and is compressed in parts of it: it is built at Commit.
 		if w.tarFile, err = os.CreateTemp(dir, "layer-*.tar"); err != nil {
 			f.Close()
 			os.Remove(f.Name())
