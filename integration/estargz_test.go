@@ -16,6 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/internal/testutil"
 )
 
 // TestEstargzLayers builds with --compression estargz, pushes, pulls the
@@ -101,6 +103,35 @@ func TestEstargzLayers(t *testing.T) {
 		}
 		checkEstargzLayer(t, img, desc, diffIDs[i+1])
 	}
+}
+
+// TestEstargzWithRun: RUN snapshots are eStargz layers too, and a RUN sees
+// the files of an eStargz COPY layer (kiln applies it to the root).
+func TestEstargzWithRun(t *testing.T) {
+	testutil.RequireRoot(t, "RUN with chroot isolation")
+	e := newEnv(t)
+	base := pushBusybox(e)
+	dir := writeFiles(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nCOPY data /data\nRUN wc -c < /data > /size && mkdir -p /opt/x && echo made > /opt/x/file\n",
+		"data":       strings.Repeat("0123456789abcdef", 1<<16),
+	})
+	dest := e.ref("test/estargz-run:1")
+	e.build(dir, "-d", dest, "--compression", "estargz")
+	img := e.pull(dest)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs := config(t, img).RootFS.DiffIDs
+	if len(m.Layers) != 3 {
+		t.Fatalf("%d layers, want busybox's, COPY's and RUN's", len(m.Layers))
+	}
+	for i, desc := range m.Layers[1:] {
+		checkEstargzLayer(t, img, desc, diffIDs[i+1])
+	}
+	fs := flatten(t, img)
+	wantFile(t, fs, "/size", strconv.Itoa(16<<16)+"\n", 0o644, 0, 0)
+	wantFile(t, fs, "/opt/x/file", "made\n", 0o644, 0, 0)
 }
 
 // checkEstargzLayer verifies one pulled layer against its descriptor.
