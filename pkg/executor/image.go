@@ -11,8 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/kiln-build/kiln/pkg/layer"
 )
 
 // configFile is the image config kiln reads and writes: go-containerregistry's
@@ -82,8 +80,8 @@ func assemble(base v1.Image, layers []v1.Layer, cfg *configFile) (v1.Image, erro
 			}
 			adds[i] = mutate.Addendum{Layer: l, MediaType: lmt}
 			// eStargz layers carry the annotations that let a snapshotter
-			// find and verify their table of contents.
-			if a, ok := l.(layer.Annotated); ok {
+			// find and verify their table of contents (layer.Annotated).
+			if a, ok := l.(interface{ Annotations() map[string]string }); ok {
 				adds[i].Annotations = a.Annotations()
 			}
 		}
