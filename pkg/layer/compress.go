@@ -54,7 +54,7 @@ func mediaType(c Compression, oci bool) types.MediaType {
 	}
 }
 
-// How big layers are compressed in parallel.
+// How big layers are compressed on all cores.
 //
 // The compressed bytes depend only on the input, the compression and its
 // level: never on the number of cores or on how the producer chunks its
@@ -73,13 +73,21 @@ const (
 	// gzip member: any gzip reader reads the result.
 	gzipBlockSize = 1 << 20
 
-	// maxInflight bounds the gzip blocks compressed at once, and so the
-	// memory a big layer costs (about 3 MiB a block).
+	// zstdWindow is the zstd window. The parallel encoder cuts jobs of 4
+	// windows (2 MiB), each primed with the previous job's last 64 KiB, so
+	// the window bounds the memory of the jobs in flight (and of decoders).
+	// With the default window (8 MiB) the jobs were 32 MiB each and cost
+	// three times the CPU.
+	zstdWindow = 512 << 10
+
+	// maxInflight bounds the gzip blocks or zstd jobs compressed at once,
+	// and so the memory a big layer costs (a few MiB each).
 	maxInflight = 4
 )
 
-// inflight is how many gzip blocks are compressed at once: at least 2, so
-// that one block is compressed while the previous one is written.
+// inflight is how many blocks or jobs are compressed at once. At least 2:
+// the zstd encoder only splits a stream into jobs with two or more workers,
+// and the output must not depend on the core count.
 func inflight() int {
 	return max(2, min(runtime.GOMAXPROCS(0), maxInflight))
 }
@@ -187,20 +195,20 @@ func (p parallelGzip) Close() error {
 	return err
 }
 
-// newZstd returns a zstd encoder. In parallel, the stream encoder finds
-// the matches of a block in one goroutine while another entropy-codes and
-// writes the previous block, which gives the same bytes as one goroutine.
-// Its job mode (WithConcurrentBlocks), which would use more cores, was
-// slower on two cores in BenchmarkCompress, costs more CPU, and holds
-// several MiB per job in flight.
+// newZstd returns a zstd encoder; in parallel, in its job mode
+// (WithConcurrentBlocks), which compresses jobs on several cores as one
+// frame. Its stream mode with two goroutines (match finding, then entropy
+// coding) gave nothing over one goroutine in BenchmarkCompress.
 func newZstd(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
 	speed := zstd.SpeedDefault
 	if level != 0 {
 		speed = zstd.EncoderLevelFromZstd(level)
 	}
-	concurrency := 1
+	opts := []zstd.EOption{zstd.WithEncoderLevel(speed), zstd.WithWindowSize(zstdWindow)}
 	if parallel {
-		concurrency = 2
+		opts = append(opts, zstd.WithEncoderConcurrency(inflight()), zstd.WithConcurrentBlocks(true))
+	} else {
+		opts = append(opts, zstd.WithEncoderConcurrency(1))
 	}
-	return zstd.NewWriter(dst, zstd.WithEncoderLevel(speed), zstd.WithEncoderConcurrency(concurrency))
+	return zstd.NewWriter(dst, opts...)
 }

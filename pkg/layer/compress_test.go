@@ -74,7 +74,7 @@ func decompressOne(t *testing.T, c Compression, blob []byte) []byte {
 }
 
 func TestParallelCompressionIsReproducible(t *testing.T) {
-	// Several gzip blocks, and a partial last one.
+	// Several gzip blocks and zstd jobs, and a partial last one.
 	payload := mixedPayload(3*parallelThreshold+12345, 1)
 	for _, c := range []Compression{Gzip, Zstd} {
 		var want []byte
@@ -117,16 +117,21 @@ func TestSmallLayersAreCompressedSingleThreaded(t *testing.T) {
 		t.Errorf("gzip: a layer at the threshold is not compressed in %d-byte blocks", gzipBlockSize)
 	}
 
-	// zstd's parallel stream gives the single-threaded encoder's bytes.
-	bigger := mixedPayload(3*parallelThreshold, 2)
-	for _, p := range [][]byte{small, bigger} {
-		var single bytes.Buffer
-		z, _ := zstd.NewWriter(&single, zstd.WithEncoderConcurrency(1))
+	zstdSingle := func(p []byte) []byte {
+		var out bytes.Buffer
+		z, _ := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdWindow))
 		z.Write(p)
 		z.Close()
-		if got := compress(t, Zstd, 0, p, 32<<10, 4); !bytes.Equal(got, single.Bytes()) {
-			t.Errorf("zstd, %d bytes: not the bytes of the single-threaded encoder", len(p))
-		}
+		return out.Bytes()
+	}
+	if got := compress(t, Zstd, 0, small, 32<<10, 4); !bytes.Equal(got, zstdSingle(small)) {
+		t.Errorf("zstd: a layer below the threshold is not compressed by the single-threaded encoder")
+	}
+	// Each job restarts its matching from the end of the previous one, so a
+	// big layer's bytes are not the single-threaded encoder's.
+	bigger := mixedPayload(3*parallelThreshold, 2)
+	if got := compress(t, Zstd, 0, bigger, 32<<10, 4); bytes.Equal(got, zstdSingle(bigger)) {
+		t.Errorf("zstd: a layer of several jobs is compressed by the single-threaded encoder")
 	}
 }
 
