@@ -169,6 +169,17 @@ func BenchmarkDecompress(b *testing.B) {
 			}
 			return readCloser{Reader: d, close: func() error { d.Close(); return f.Close() }}, nil
 		}},
+		{"zstd/klauspost-async", Zstd, func(path string) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			d, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(2)) // its own stream read-ahead
+			if err != nil {
+				return nil, err
+			}
+			return readCloser{Reader: d, close: func() error { d.Close(); return f.Close() }}, nil
+		}},
 		{"zstd/Decompress", Zstd, openDecompress},
 	}
 	for _, consumer := range []string{"hash", "extract"} {

@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 )
 
 // Read-ahead of Decompress: how much decompressed data may wait for the
@@ -31,34 +30,47 @@ var (
 // that is not compressed, told apart by their first bytes rather than by a
 // media type, which registries sometimes get wrong.
 //
-// Decompression runs in goroutines of its own and reads ahead of the
-// consumer (a few MiB at most), so that on two cores the consumer — tar
+// Decompression runs in a goroutine of its own and reads ahead of the
+// consumer (2 MiB at most), so that on two cores the consumer — tar
 // extraction, hashing — and decompression overlap instead of taking turns.
-// gzip is inflated by klauspost's deflate (pgzip's reader), which is faster
-// than the standard library's, with the CRC checked on the side; zstd by
-// klauspost's decoder in its asynchronous stream mode. A corrupt stream or a
-// wrong checksum is an error from Read, as with compress/gzip.
+// The decompressors are klauspost's gzip, which is faster than the standard
+// library's, and zstd in its single-goroutine mode (its own asynchronous
+// stream mode cost more CPU and was slower in BenchmarkDecompress). A
+// corrupt stream or a wrong checksum is an error from Read, after the data
+// before it, as with compress/gzip.
 //
-// Close stops the goroutines and releases the buffers; it does not close r.
-// Call it even after an error.
+// Close stops the goroutine; it does not close r. Call it even after an
+// error: until then the goroutine may wait for the consumer.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(len(zstdMagic))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	var d io.Reader
+	var closeD func()
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
-		return pgzip.NewReaderN(br, readAheadBlockSize, readAheadBlocks)
-	case bytes.HasPrefix(head, zstdMagic):
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(max(2, min(runtime.GOMAXPROCS(0), 4))))
+		z, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, err
 		}
-		return d.IOReadCloser(), nil
+		d, closeD = z, func() { z.Close() }
+	case bytes.HasPrefix(head, zstdMagic):
+		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		d, closeD = z, z.Close
 	default:
 		return io.NopCloser(br), nil
 	}
+	ra := newReadAhead(d)
+	return readCloser{Reader: ra, close: func() error {
+		ra.Close() // the decompressor is not read after this
+		closeD()
+		return nil
+	}}, nil
 }
 
 // Uncompressed is l.Uncompressed() through Decompress: it opens l's
