@@ -100,9 +100,15 @@ type adaptive struct {
 	dst   io.Writer
 	c     Compression
 	level int
-	head  []byte         // the stream so far, while below the threshold
+	head  [][]byte       // the stream so far, while below the threshold
+	n     int            // its size
 	w     io.WriteCloser // the chosen encoder
 }
+
+// headChunk is the largest chunk of adaptive.head. Chunks are never copied
+// to grow, so a big layer's head costs 4 MiB of allocations, not twice
+// that plus the copies.
+const headChunk = 256 << 10
 
 func newAdaptive(dst io.Writer, c Compression, level int) (*adaptive, error) {
 	if err := checkLevel(c, level); err != nil {
@@ -113,8 +119,8 @@ func newAdaptive(dst io.Writer, c Compression, level int) (*adaptive, error) {
 
 func (a *adaptive) Write(p []byte) (int, error) {
 	if a.w == nil {
-		if len(a.head)+len(p) < parallelThreshold {
-			a.head = append(a.head, p...)
+		if a.n+len(p) < parallelThreshold {
+			a.hold(p)
 			return len(p), nil
 		}
 		w, err := a.encoder(true)
@@ -127,6 +133,24 @@ func (a *adaptive) Write(p []byte) (int, error) {
 		}
 	}
 	return a.w.Write(p)
+}
+
+func (a *adaptive) hold(p []byte) {
+	a.n += len(p)
+	for len(p) > 0 {
+		last := len(a.head) - 1
+		if last < 0 || len(a.head[last]) == cap(a.head[last]) {
+			size := 4 << 10 // doubling up to headChunk
+			if last >= 0 {
+				size = 2 * cap(a.head[last])
+			}
+			a.head = append(a.head, make([]byte, 0, min(headChunk, max(size, len(p)))))
+			last++
+		}
+		k := min(len(p), cap(a.head[last])-len(a.head[last]))
+		a.head[last] = append(a.head[last], p[:k]...)
+		p = p[k:]
+	}
 }
 
 // Close compresses what is held (a small stream) and finishes the stream.
@@ -147,16 +171,21 @@ func (a *adaptive) Close() error {
 
 // abort drops the stream, stopping the encoder's goroutines if it has any.
 func (a *adaptive) abort() {
-	a.head = nil
+	a.head, a.n = nil, 0
 	if a.w != nil {
 		a.w.Close()
 	}
 }
 
 func (a *adaptive) flushHead() error {
-	_, err := a.w.Write(a.head)
-	a.head = nil
-	return err
+	head := a.head
+	a.head, a.n = nil, 0
+	for _, b := range head {
+		if _, err := a.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *adaptive) encoder(parallel bool) (io.WriteCloser, error) {
