@@ -80,14 +80,19 @@ const (
 	// three times the CPU.
 	zstdWindow = 512 << 10
 
-	// maxInflight bounds the gzip blocks or zstd jobs compressed at once,
-	// and so the memory a big layer costs (a few MiB each).
+	// maxInflight bounds the gzip blocks compressed at once, and so the
+	// memory a big layer costs (about 3 MiB a block).
 	maxInflight = 4
+
+	// zstdWorkers is how many zstd jobs are compressed at once, whatever
+	// the core count: the encoder only cuts a stream into jobs with two
+	// workers or more. Each more cost about 12 MiB of a build's peak RSS,
+	// and two already compress faster than kiln reads and hashes files.
+	zstdWorkers = 2
 )
 
-// inflight is how many blocks or jobs are compressed at once. At least 2:
-// the zstd encoder only splits a stream into jobs with two or more workers,
-// and the output must not depend on the core count.
+// inflight is how many gzip blocks are compressed at once: at least 2, so
+// that one block is compressed while the previous one is written.
 func inflight() int {
 	return max(2, min(runtime.GOMAXPROCS(0), maxInflight))
 }
@@ -235,7 +240,7 @@ func newZstd(dst io.Writer, level int, parallel bool) (io.WriteCloser, error) {
 	}
 	opts := []zstd.EOption{zstd.WithEncoderLevel(speed), zstd.WithWindowSize(zstdWindow)}
 	if parallel {
-		opts = append(opts, zstd.WithEncoderConcurrency(inflight()), zstd.WithConcurrentBlocks(true))
+		opts = append(opts, zstd.WithEncoderConcurrency(zstdWorkers), zstd.WithConcurrentBlocks(true))
 	} else {
 		opts = append(opts, zstd.WithEncoderConcurrency(1))
 	}
