@@ -148,7 +148,7 @@ registries. The flags of kaniko's executor are accepted under the same names.`,
 	fl.BoolVar(&f.force, "force", false, "allow in-place isolation outside a container")
 	fl.StringVar(&f.kilnDir, "kiln-dir", "", `kiln's work directory (default: /kiln in the executor image, else a temporary directory)`)
 	fl.IntVar(&f.jobs, "jobs", runtime.NumCPU(), "stages built at the same time")
-	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip or zstd")
+	fl.StringVar(&f.compression, "compression", string(layer.Gzip), "layer compression: gzip, zstd (OCI images only) or estargz (gzip layers with a table of contents, lazily pullable by the stargz snapshotter)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default)")
 	fl.StringVar(&f.progress, "progress", progressAuto, "how progress is shown: auto (tty on a terminal, else plain), tty (a live view), plain (log lines with percent and rate), json (one event per line)")
 	fl.StringVar(&f.reportFile, "report-file", "", "write what the build did as JSON: steps, durations, layers, cache hits, what was pulled and pushed")

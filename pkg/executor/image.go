@@ -79,6 +79,11 @@ func assemble(base v1.Image, layers []v1.Layer, cfg *configFile) (v1.Image, erro
 				mt = types.OCIManifestSchema1
 			}
 			adds[i] = mutate.Addendum{Layer: l, MediaType: lmt}
+			// eStargz layers carry the annotations that let a snapshotter
+			// find and verify their table of contents (layer.Annotated).
+			if a, ok := l.(interface{ Annotations() map[string]string }); ok {
+				adds[i].Annotations = a.Annotations()
+			}
 		}
 		if img, err = mutate.Append(img, adds...); err != nil {
 			return nil, err

@@ -3,12 +3,11 @@ package layer
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // File is a v1.Layer whose compressed blob is a file on disk, with digest,
@@ -19,10 +18,19 @@ type File struct {
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
-	comp      Compression
+	// annotations go on the layer's descriptor in the manifest.
+	annotations map[string]string
 }
 
-var _ v1.Layer = (*File)(nil)
+var _ Annotated = (*File)(nil)
+
+// Annotated is a layer whose descriptor in the manifest carries
+// annotations: image assembly puts them there. A wrapper of a File must
+// keep the method for an eStargz layer to stay lazily pullable.
+type Annotated interface {
+	v1.Layer
+	Annotations() map[string]string
+}
 
 // Path returns the blob file.
 func (f *File) Path() string { return f.path }
@@ -48,28 +56,15 @@ func (f *File) Compressed() (io.ReadCloser, error) {
 	return r, nil
 }
 
-// Uncompressed implements v1.Layer.
-func (f *File) Uncompressed() (io.ReadCloser, error) {
-	r, err := f.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	switch f.comp {
-	case Zstd:
-		d, err := zstd.NewReader(r)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		return readCloser{Reader: d, close: func() error { d.Close(); return r.Close() }}, nil
-	default:
-		g, err := gzip.NewReader(r)
-		if err != nil {
-			r.Close()
-			return nil, fmt.Errorf("layer %s: %w", f.digest, err)
-		}
-		return readCloser{Reader: g, close: func() error { g.Close(); return r.Close() }}, nil
-	}
+// Uncompressed implements v1.Layer. It decompresses ahead of the reader,
+// in a goroutine of its own (see Decompress).
+func (f *File) Uncompressed() (io.ReadCloser, error) { return Uncompressed(f) }
+
+// Annotations returns the annotations the layer's descriptor in the
+// manifest must carry (eStargz: the TOC digest and uncompressed size), or
+// nil.
+func (f *File) Annotations() map[string]string {
+	return maps.Clone(f.annotations)
 }
 
 // Remove deletes the blob file.

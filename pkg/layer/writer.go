@@ -12,33 +12,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // TarWriter is the part of *tar.Writer that layer producers use.
 type TarWriter interface {
 	WriteHeader(hdr *tar.Header) error
 	io.Writer
-}
-
-// Compression names a layer compression.
-type Compression string
-
-// Supported compressions.
-const (
-	Gzip Compression = "gzip"
-	Zstd Compression = "zstd"
-)
-
-// ParseCompression validates a --compression value.
-func ParseCompression(s string) (Compression, error) {
-	switch Compression(s) {
-	case Gzip, Zstd:
-		return Compression(s), nil
-	}
-	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
 }
 
 type options struct {
@@ -73,13 +52,19 @@ type Writer struct {
 	opts     options
 	file     *os.File
 	buf      *bufio.Writer
+	out      io.Writer // the compressed stream: file, digest and size
 	digest   hash.Hash
 	diffID   hash.Hash
 	size     counter
-	comp     io.WriteCloser
+	comp     *adaptive
 	tw       *tar.Writer
 	entries  int
 	finished bool
+
+	// eStargz only: the uncompressed tar, spooled until Commit builds the
+	// layer from it.
+	tarFile *os.File
+	tarBuf  *bufio.Writer
 }
 
 type counter struct{ n int64 }
@@ -92,28 +77,32 @@ func NewWriter(dir string, opts ...Option) (*Writer, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if _, err := ParseCompression(string(o.compression)); err != nil {
+		return nil, err
+	}
+	if err := checkLevel(o.compression, o.level); err != nil {
+		return nil, err
+	}
 	f, err := os.CreateTemp(dir, "layer-*.blob")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file: %w", err)
 	}
 	w := &Writer{opts: o, file: f, digest: sha256.New(), diffID: sha256.New()}
 	w.buf = bufio.NewWriterSize(f, 1<<20)
-	compressed := io.MultiWriter(w.buf, w.digest, &w.size)
-	switch o.compression {
-	case Zstd:
-		level := zstd.SpeedDefault
-		if o.level != 0 {
-			level = zstd.EncoderLevelFromZstd(o.level)
+	w.out = io.MultiWriter(w.buf, w.digest, &w.size)
+	if o.compression == Estargz {
+		// An eStargz blob ends with the table of contents of the whole
+		// tar and is compressed in parts of it: it is built at Commit.
+		if w.tarFile, err = os.CreateTemp(dir, "layer-*.tar"); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("creating layer file: %w", err)
 		}
-		w.comp, err = zstd.NewWriter(compressed, zstd.WithEncoderLevel(level))
-	default:
-		level := gzip.DefaultCompression
-		if o.level != 0 {
-			level = o.level
-		}
-		w.comp, err = gzip.NewWriterLevel(compressed, level)
+		w.tarBuf = bufio.NewWriterSize(w.tarFile, 1<<20)
+		w.tw = tar.NewWriter(w.tarBuf)
+		return w, nil
 	}
-	if err != nil {
+	if w.comp, err = newAdaptive(w.out, o.compression, o.level); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("starting %s compressor: %w", o.compression, err)
@@ -165,9 +154,24 @@ func (w *Writer) Commit() (*File, error) {
 		return nil, errors.New("layer writer already finished")
 	}
 	w.finished = true
+	defer w.removeTar()
+	var (
+		diffID      v1.Hash
+		annotations map[string]string
+	)
 	err := w.tw.Close()
-	if err == nil {
-		err = w.comp.Close()
+	switch {
+	case w.comp != nil:
+		// Closed even after an error: it stops the encoder's goroutines.
+		if cerr := w.comp.Close(); err == nil {
+			err = cerr
+		}
+		diffID = hashOf(w.diffID)
+	case err == nil:
+		err = w.tarBuf.Flush()
+		if err == nil {
+			diffID, annotations, err = w.buildEstargz()
+		}
 	}
 	if err == nil {
 		err = w.buf.Flush()
@@ -182,13 +186,17 @@ func (w *Writer) Commit() (*File, error) {
 		return nil, fmt.Errorf("writing layer %s: %w", w.file.Name(), err)
 	}
 	return &File{
-		path:      w.file.Name(),
-		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.digest.Sum(nil))},
-		diffID:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.diffID.Sum(nil))},
-		size:      w.size.n,
-		mediaType: mediaType(w.opts.compression, w.opts.oci),
-		comp:      w.opts.compression,
+		path:        w.file.Name(),
+		digest:      hashOf(w.digest),
+		diffID:      diffID,
+		size:        w.size.n,
+		mediaType:   mediaType(w.opts.compression, w.opts.oci),
+		annotations: annotations,
 	}, nil
+}
+
+func hashOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 }
 
 // Abort discards the layer. It is safe to call after Commit (no-op).
@@ -197,17 +205,18 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.finished = true
+	if w.comp != nil {
+		w.comp.abort()
+	}
 	w.file.Close()
 	os.Remove(w.file.Name())
+	w.removeTar()
 }
 
-func mediaType(c Compression, oci bool) types.MediaType {
-	switch {
-	case c == Zstd:
-		return types.OCILayerZStd
-	case oci:
-		return types.OCILayer
-	default:
-		return types.DockerLayer
+// removeTar deletes the spooled tar of an eStargz layer.
+func (w *Writer) removeTar() {
+	if w.tarFile != nil {
+		w.tarFile.Close()
+		os.Remove(w.tarFile.Name())
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -80,5 +82,37 @@ func TestEpochMakesLayersIdentical(t *testing.T) {
 	c := writeLayer(t)
 	if dc, _ := c.Digest(); dc == da {
 		t.Fatalf("without an epoch the wall-clock mtime should show in the digest")
+	}
+}
+
+// A layer whose blob cannot be written fails at Commit, leaving no file and
+// no goroutine behind.
+func TestCommitAfterAWriteErrorLeavesNothing(t *testing.T) {
+	payload := mixedPayload(3*parallelThreshold, 14)
+	for _, c := range []Compression{Gzip, Zstd, Estargz} {
+		before := runtime.NumGoroutine()
+		dir := t.TempDir()
+		w, err := NewWriter(dir, WithCompression(c, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.file.Close() // as if the disk failed
+		if err := w.WriteHeader(&tar.Header{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(payload))}); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(payload) // the error may show here or at Commit
+		if _, err := w.Commit(); err == nil {
+			t.Errorf("%s: Commit succeeded on a closed file", c)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%s: %d goroutines after a failed Commit, %d before", c, n, before)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) > 0 {
+			t.Errorf("%s: a failed Commit left %q", c, left)
+		}
 	}
 }
