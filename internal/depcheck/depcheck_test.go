@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"pkg/snapshot":          {"pkg/fsview", "pkg/layer"},
 	"pkg/userdb":            {"pkg/fsview"},
 	"pkg/sshagent":          nil,
-	"pkg/layerstore":        nil,
+	"pkg/layerstore":        {"pkg/layer"},
 	"pkg/progress":          nil,
 	"pkg/workdir":           nil,
 }

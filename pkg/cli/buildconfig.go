@@ -152,6 +152,9 @@ func (f *buildFlags) config() (*buildConfig, error) {
 	if c.compression, err = layer.ParseCompression(strings.ToLower(f.compression)); err != nil {
 		return nil, err
 	}
+	if err := layer.CheckLevel(c.compression, c.compressionLevel); err != nil {
+		return nil, fmt.Errorf("--compression-level: %w", err)
+	}
 	if c.format == output.FormatDocker && c.compression == layer.Zstd {
 		return nil, errors.New("--compression=zstd needs an OCI image: Docker manifests cannot hold zstd layers (use --image-format=oci)")
 	}

@@ -72,6 +72,7 @@ func TestBuildConfig(t *testing.T) {
 	}{
 		{[]string{}, "no destination"},
 		{[]string{"--no-push", "--image-format", "docker", "--compression", "zstd"}, "needs an OCI image"},
+		{[]string{"--no-push", "--compression-level", "12"}, "--compression-level: invalid gzip compression level 12"},
 		{[]string{"--no-push", "--image-format", "v2"}, `invalid --image-format "v2"`},
 		{[]string{"--no-push", "--snapshot-mode", "fast"}, `invalid --snapshot-mode "fast"`},
 		{[]string{"--no-push", "--jobs", "0"}, "invalid --jobs 0"},

@@ -203,7 +203,8 @@ func (s *stageBuilder) allLayers() ([]v1.Layer, error) {
 // applyLayer extracts one layer onto root.
 func (s *stageBuilder) applyLayer(ctx context.Context, root *stageRoot, l v1.Layer) error {
 	name := layerName(l)
-	rc, err := l.Uncompressed()
+	// Decompressed ahead of extraction, on a core of its own.
+	rc, err := layer.Uncompressed(l)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", name, err)
 	}

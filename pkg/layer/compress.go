@@ -31,9 +31,9 @@ func ParseCompression(s string) (Compression, error) {
 	return "", fmt.Errorf("unknown compression %q: use gzip, zstd or estargz", s)
 }
 
-// checkLevel refuses a level the compression does not have, before any
+// CheckLevel refuses a level the compression does not have, before any
 // layer is written. 0 is always the compressor's default.
-func checkLevel(c Compression, level int) error {
+func CheckLevel(c Compression, level int) error {
 	if c == Zstd || level == 0 {
 		return nil // zstd maps every level to one of its four speeds
 	}
@@ -116,7 +116,7 @@ type adaptive struct {
 const headChunk = 256 << 10
 
 func newAdaptive(dst io.Writer, c Compression, level int) (*adaptive, error) {
-	if err := checkLevel(c, level); err != nil {
+	if err := CheckLevel(c, level); err != nil {
 		return nil, err
 	}
 	return &adaptive{dst: dst, c: c, level: level}, nil

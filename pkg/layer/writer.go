@@ -80,7 +80,7 @@ func NewWriter(dir string, opts ...Option) (*Writer, error) {
 	if _, err := ParseCompression(string(o.compression)); err != nil {
 		return nil, err
 	}
-	if err := checkLevel(o.compression, o.level); err != nil {
+	if err := CheckLevel(o.compression, o.level); err != nil {
 		return nil, err
 	}
 	f, err := os.CreateTemp(dir, "layer-*.blob")

@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/pkg/layer"
 )
 
 // Store is a directory of extracted layers.
@@ -153,7 +155,8 @@ func (s *Store) extract(ctx context.Context, name string, diffID v1.Hash, l v1.L
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		return err
 	}
-	rc, err := l.Uncompressed()
+	// Decompressed ahead of extraction, on a core of its own.
+	rc, err := layer.Uncompressed(l)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", diffID, err)
 	}
