@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -16,18 +15,19 @@ import (
 	"github.com/kiln-build/kiln/internal/testutil"
 )
 
-// SIGTERM ends kiln, with status 143, even while it is blocked reading the
-// Dockerfile from a FIFO nobody writes to.
+// SIGTERM ends kiln, with status 143, even while it is blocked reading a
+// build context from standard input that never ends. (A FIFO Dockerfile
+// no longer blocks: kiln refuses anything but a regular file.)
 func TestSIGTERMEndsBlockedBuild(t *testing.T) {
 	kiln := testutil.Kiln(t)
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "Dockerfile")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	cmd := exec.Command(kiln, "build", "--context", "tar://stdin", "--no-push", "--kiln-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), isolatedEnv(t)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kiln, "build", "--context", dir, "--dockerfile", fifo, "--no-push", "--kiln-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), isolatedEnv(t)...)
-	var out bytes.Buffer
+	defer stdin.Close()
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -35,25 +35,28 @@ func TestSIGTERMEndsBlockedBuild(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	// A writer that never writes: once kiln has the FIFO open for reading,
-	// opening the other end succeeds, and kiln's read blocks.
-	var writer *os.File
-	for writer == nil {
-		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
-		switch {
-		case err == nil:
-			writer = f
-		case errors.Is(err, syscall.ENXIO): // no reader yet
-			select {
-			case err := <-exited:
-				t.Fatalf("kiln exited before reading the Dockerfile: %v\n%s", err, out.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-		default:
-			t.Fatal(err)
+	// Half a tar header: kiln is inside the context's read once it has
+	// logged its isolation, and nothing but a signal can end that read.
+	if _, err := stdin.Write(make([]byte, 256)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Isolation") {
+		select {
+		case err := <-exited:
+			t.Fatalf("kiln exited before reading its context: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kiln did not start:\n%s", out.String())
 		}
 	}
-	defer writer.Close()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-exited:
+		t.Fatalf("kiln exited while its context was still open: %v\n%s", err, out.String())
+	default:
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +71,7 @@ func TestSIGTERMEndsBlockedBuild(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		cmd.Process.Kill()
-		t.Fatalf("kiln ignored SIGTERM while blocked on a FIFO\n%s", out.String())
+		t.Fatalf("kiln ignored SIGTERM while blocked reading its context\n%s", out.String())
 	}
 }
 
