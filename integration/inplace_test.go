@@ -16,6 +16,19 @@ import (
 	"github.com/kiln-build/kiln/internal/testutil"
 )
 
+// requireThrowawayRoot skips a test that runs kiln's in-place isolation
+// inside a throwaway root it pivots into, when this machine cannot.
+func requireThrowawayRoot(t *testing.T) {
+	t.Helper()
+	testutil.RequireRoot(t, "mount namespaces and pivot_root for the throwaway root")
+	testutil.RequireFile(t, "/bin/busybox", "busybox-static")
+	for _, tool := range []string{"unshare", "pivot_root", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found (Debian package util-linux / mount)", tool)
+		}
+	}
+}
+
 // TestInPlaceInThrowawayRoot runs kiln with in-place isolation (kaniko's
 // model: the image is built in "/" of the container kiln runs in) inside a
 // mount namespace whose root is a scratch directory standing in for the
@@ -24,13 +37,7 @@ import (
 // before (its own files restored, the build's files gone, the workspace,
 // the debug shell and kiln's directory untouched).
 func TestInPlaceInThrowawayRoot(t *testing.T) {
-	testutil.RequireRoot(t, "mount namespaces and pivot_root for the throwaway root")
-	testutil.RequireFile(t, "/bin/busybox", "busybox-static")
-	for _, tool := range []string{"unshare", "pivot_root", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found (Debian package util-linux / mount)", tool)
-		}
-	}
+	requireThrowawayRoot(t)
 	e := newEnv(t)
 	base := pushBusybox(e)
 

@@ -263,13 +263,7 @@ chroot=OK
 // back, so the next build in the container runs the real kiln; a kiln
 // binary replaced behind kiln's back makes the next build refuse to start.
 func TestInPlaceKeepsCredentialsAndKilnFiles(t *testing.T) {
-	testutil.RequireRoot(t, "mount namespaces and pivot_root for the throwaway root")
-	testutil.RequireFile(t, "/bin/busybox", "busybox-static")
-	for _, tool := range []string{"unshare", "pivot_root", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found (Debian package util-linux / mount)", tool)
-		}
-	}
+	requireThrowawayRoot(t)
 	e := newEnv(t)
 	base := pushBusybox(e)
 	secret := "s3cr3t-" + randomSuffix(t)
