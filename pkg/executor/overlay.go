@@ -127,7 +127,7 @@ func (a *overlayRoots) newOverlay(ctx context.Context, name string, layers []v1.
 		r.releaseAll()
 		return nil, 0, err
 	}
-	a.log.Debugf("Overlay root of %d layers (%d extracted now, %d from the layer store)", len(layers), extracted, len(layers)-extracted)
+	a.log.Infof("Stage %s: root is an overlay of %d layers: %d extracted now, %d already in the layer store", name, len(layers), extracted, len(layers)-extracted)
 	return r, len(layers), nil
 }
 
