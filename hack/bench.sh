@@ -28,7 +28,10 @@
 #                                --cache-repo, buildah --cache-to), then the same
 #                                build with a fresh work dir reading it; kiln's
 #                                warm runs are skipped, with a message, while kiln
-#                                refuses --cache
+#                                refuses --cache. node: a node-local volume, no
+#                                layer cache: a priming build, then the same build
+#                                on the same --kiln-dir (buildah: the same storage,
+#                                --no-cache), whose steps all run again
 #   BENCH_TMPFS=0                1: every work directory (kiln's, buildah's storage,
 #                                the registry's, the contexts, TMPDIR) on a tmpfs
 #                                mounted for the run; BENCH_TMPFS_SIZE=12g
@@ -72,7 +75,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=\"$RUNS\" is not a positive number"
 for s in $SHAPES; do [[ "$s" =~ ^[abcd]$ ]] || die "BENCH_SHAPES: unknown shape \"$s\" (shapes: a b c d)"; done
 for b in $BUILDERS; do [[ "$b" == kiln || "$b" == buildah ]] || die "BENCH_BUILDERS: unknown builder \"$b\" (kiln, buildah)"; done
-for m in $MODES; do [[ "$m" == cold || "$m" == warm ]] || die "BENCH_MODES: unknown mode \"$m\" (cold, warm)"; done
+for m in $MODES; do [[ "$m" == cold || "$m" == warm || "$m" == node ]] || die "BENCH_MODES: unknown mode \"$m\" (cold, warm, node)"; done
 [[ "$BENCH_DIR" != *[[:space:]]* ]] || die "BENCH_DIR=\"$BENCH_DIR\" contains white space"
 command -v go >/dev/null || die "needs Go (to build kiln and internal/tools)"
 command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || die "needs a Debian system (dpkg, apt-get): the bases come from Debian's archive"
@@ -409,14 +412,15 @@ cache_flags() {
 FAILED=()
 
 # build BUILDER SHAPE MODE RUN [extra flags...]: one measured build, from a
-# fresh work dir removed afterwards, pushed to $REG/bench/SHAPE-BUILDER-rRUN:MODE.
+# fresh work dir removed afterwards (NODE_DIR: that one, kept unless
+# NODE_KEEP is empty), pushed to $REG/bench/SHAPE-BUILDER-rRUN:MODE.
 # A repository per run: a registry answers whether it has a blob per
 # repository, so no build finds the layers of an earlier run there (a warm
 # build finds its priming build's, as a rebuild would).
 build() {
   local builder="$1" shape="$2" mode="$3" run="$4"; shift 4
   local id="$shape-$mode-$builder-r$run" ctx="$WORK/ctx/$shape"
-  local dest="$REG/bench/$shape-$builder-r$run:$mode" dir="$WORK/b-$id"
+  local dest="$REG/bench/$shape-$builder-r$run:$mode" dir="${NODE_DIR:-$WORK/b-$id}"
   local -a cmd
   # shellcheck disable=SC2206 # the extra flags are words on purpose
   case "$builder" in
@@ -452,8 +456,10 @@ build() {
     FAILED+=("$id: $LOGS/$id.log")
     kill -0 "$REG_PID" 2>/dev/null || die "the registry on $REG stopped; see $LOGS/registry.log"
   fi
-  unmount_under "$dir"
-  rm -rf "$dir"
+  if [[ -z "${NODE_KEEP:-}" ]]; then
+    unmount_under "$dir"
+    rm -rf "$dir"
+  fi
 }
 
 say "building: shapes $SHAPES, builders $BUILDERS, modes $MODES, $RUNS runs (logs in $LOGS)"
@@ -473,6 +479,14 @@ for run in $(seq 1 "$RUNS"); do
             mapfile -t flags < <(cache_flags "$builder" "$shape" "$REG/bench/cache-$shape-$builder-r$run")
             build "$builder" "$shape" prime "$run" "${flags[@]}"
             build "$builder" "$shape" warm "$run" "${flags[@]}"
+            ;;
+          node)
+            NODE_DIR="$WORK/node-$shape-$builder-r$run" NODE_KEEP=1 build "$builder" "$shape" nodeprime "$run"
+            if [[ "$builder" == buildah ]]; then
+              NODE_DIR="$WORK/node-$shape-$builder-r$run" build "$builder" "$shape" node "$run" --no-cache
+            else
+              NODE_DIR="$WORK/node-$shape-$builder-r$run" build "$builder" "$shape" node "$run"
+            fi
             ;;
         esac
       done

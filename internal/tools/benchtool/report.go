@@ -99,7 +99,7 @@ func order(known ...string) func(a, b string) int {
 }
 
 var (
-	modeOrder    = order("cold", "prime", "warm")
+	modeOrder    = order("cold", "prime", "warm", "nodeprime", "node")
 	builderOrder = order("kiln", "buildah")
 )
 
