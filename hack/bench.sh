@@ -27,7 +27,7 @@
 #                                fills a fresh cache repository (kiln --cache=true
 #                                --cache-repo, buildah --cache-to), then the same
 #                                build with a fresh work dir reading it; kiln's
-#                                warm runs are skipped, with a message, while kiln
+#                                warm runs are skipped, with a message, when kiln
 #                                refuses --cache. node: a node-local volume, no
 #                                layer cache: a priming build, then the same build
 #                                on the same --kiln-dir (buildah: the same storage,
