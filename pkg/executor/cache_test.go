@@ -256,7 +256,9 @@ func TestLayerCacheTroubleIsOneWarning(t *testing.T) {
 	}
 	var warnings []string
 	for _, e := range r.logs.logs.AllEntries() {
-		if e.Level.String() == "warning" {
+		// Without root, extraction also warns that it keeps its own uid as
+		// owner; only the cache's warnings count here.
+		if e.Level.String() == "warning" && !strings.HasPrefix(e.Message, "cannot set owner") {
 			warnings = append(warnings, e.Message)
 		}
 	}
