@@ -25,7 +25,7 @@
 #                                it is skipped with a message when it cannot be
 #   BENCH_MODES=cold             cold: no layer cache. warm: a priming build that
 #                                fills a fresh cache repository (kiln --cache=true
-#                                --cache-repo, buildah --cache-to), then the same
+#                                --cache-repo --reproducible, buildah --cache-to), then the same
 #                                build with a fresh work dir reading it; kiln's
 #                                warm runs are skipped, with a message, when kiln
 #                                refuses --cache. node: a node-local volume, no
@@ -399,7 +399,10 @@ fi
 cache_flags() {
   case "$1" in
     kiln)
-      printf '%s\n' --cache=true "--cache-repo=$3"
+      # --reproducible: a warm build's layers that do not come from the cache
+      # (COPY --from, COPY without --cache-copy-layers) then match the
+      # priming build's, which the report checks.
+      printf '%s\n' --cache=true "--cache-repo=$3" --reproducible
       # issue 10: COPY layers are cached too for the big-context shape.
       [[ "$2" == b ]] && printf '%s\n' --cache-copy-layers=true
       ;;

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -175,6 +176,38 @@ func TestLayerCacheInRegistry(t *testing.T) {
 			}
 		})
 	}
+	t.Run("COPY not cached on a big base", func(t *testing.T) {
+		// kaniko's default leaves COPY out of the cache, so a rebuild runs
+		// it, and it needs the base's tree: the base's headers, kept in the
+		// cache, give it without a download when the steps after it hit.
+		noise := make([]byte, 6<<20)
+		rand.NewChaCha8([32]byte{1}).Read(noise)
+		noiseLayer := testimage.Layer(t, testimage.File{Path: "opt/noise", Data: string(noise)})
+		big := e.push("base/big:1", testimage.Image(t, testimage.DefaultEnv, nil,
+			append(mustLayers(t, testimage.Busybox(t)), noiseLayer)...))
+		noiseDigest, err := noiseLayer.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo := e.ref("team/cache-big")
+		if got := e.buildWithCache(cacheContext(t, big, nil), dest, "--cache-repo", repo, "--cache-copy-layers=false").pattern; got != "MMM" {
+			t.Fatalf("cold: %s", got)
+		}
+		mark := len(e.reg.Requests())
+		warm := e.buildWithCache(cacheContext(t, big, nil), dest, "--cache-repo", repo, "--cache-copy-layers=false")
+		if warm.pattern != "MHH" {
+			t.Fatalf("rebuild: %s\n%s", warm.pattern, warm.out)
+		}
+		// The busybox layer is below the size worth a headers entry: read.
+		for _, r := range e.reg.Requests()[mark:] {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/blobs/"+noiseDigest.String()) {
+				t.Errorf("the rebuild downloaded the big base layer: %s", r.Path)
+			}
+		}
+		if strings.Contains(warm.out, "Unpacked") || !strings.Contains(warm.out, "come from the cache") {
+			t.Errorf("the rebuild unpacked its base, or did not take its headers from the cache:\n%s", warm.out)
+		}
+	})
 	t.Run("chmod", func(t *testing.T) {
 		dir := cacheContext(t, base, nil)
 		os.Chmod(filepath.Join(dir, "app/b.txt"), 0o600)

@@ -9,7 +9,9 @@
 // contributes. A Store keeps one Entry per key: the layer the step produced,
 // or the fact that it produced none. Stores live in a registry repository
 // (pkg/registry) or in a local OCI image layout (LayoutStore), which builds
-// on one node can share.
+// on one node can share. The same stores keep the tar headers of large
+// layers (HeadersLayer, under HeadersKey), so that a build can see a base's
+// tree without downloading it.
 //
 // A cache must never fail a build: a missing, expired, corrupt or
 // unreadable entry is a miss, and an entry that cannot be written is a

@@ -256,7 +256,7 @@ func (b *Builder) image(ctx context.Context, ref string) (*imageView, error) {
 			v.err = fmt.Errorf("image %q: %w", ref, err)
 			return
 		}
-		v.lfs = fsview.NewLayerFS(layers, fsview.WithSpoolDir(b.opts.workDir))
+		v.lfs = b.layerFS(layers)
 	})
 	return v, v.err
 }

@@ -53,30 +53,42 @@ func newLayerCache(o CacheOptions, log logrus.FieldLogger) *layerCache {
 
 // lookup returns the entry of a step, or nil for a miss.
 func (c *layerCache) lookup(ctx context.Context, st cachedStep, step string) *cache.Entry {
-	key := st.key
-	c.mu.Lock()
-	broken := c.broken
-	c.mu.Unlock()
-	if broken {
-		return nil
-	}
-	e, err := cache.Lookup(ctx, c.opts.Store, key, c.opts.TTL, c.now())
+	e, err := c.get(ctx, st.key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
 		c.misses++
 		switch {
-		case !errors.Is(err, cache.ErrMiss):
-			c.fail("reading", err)
 		case errors.Is(err, cache.ErrCorrupt):
 			c.log.Warnf("%s: not served from the cache, its entry is damaged: %v", step, err)
-		default:
-			c.log.Debugf("%s: cache miss for key %s (%v); its inputs: %s", step, key, err, st.inputs)
+		case errors.Is(err, cache.ErrMiss):
+			c.log.Debugf("%s: cache miss for key %s (%v); its inputs: %s", step, st.key, err, st.inputs)
 		}
 		return nil
 	}
 	c.hits++
 	return e
+}
+
+// errBroken is get's answer once the store has failed.
+var errBroken = errors.New("the cache store failed earlier")
+
+// get reads the entry of key. An error that is not a miss is the store's
+// trouble: it is warned about once and the store is not used again.
+func (c *layerCache) get(ctx context.Context, key string) (*cache.Entry, error) {
+	c.mu.Lock()
+	broken := c.broken
+	c.mu.Unlock()
+	if broken {
+		return nil, errBroken
+	}
+	e, err := cache.Lookup(ctx, c.opts.Store, key, c.opts.TTL, c.now())
+	if err != nil && !errors.Is(err, cache.ErrMiss) {
+		c.mu.Lock()
+		c.fail("reading", err)
+		c.mu.Unlock()
+	}
+	return e, err
 }
 
 // fail stops using a store that errs, with one warning. c.mu is held.
@@ -91,6 +103,11 @@ func (c *layerCache) fail(op string, err error) {
 // store writes the entry of key in the background; nil is a step that
 // changed nothing.
 func (c *layerCache) store(ctx context.Context, key string, l v1.Layer) {
+	c.storeFrom(ctx, key, func() (v1.Layer, error) { return l, nil })
+}
+
+// storeFrom writes the layer that build returns, in the background.
+func (c *layerCache) storeFrom(ctx context.Context, key string, build func() (v1.Layer, error)) {
 	if !c.opts.Write {
 		return
 	}
@@ -103,7 +120,10 @@ func (c *layerCache) store(ctx context.Context, key string, l v1.Layer) {
 	c.writes.Add(1)
 	go func() {
 		defer c.writes.Done()
-		err := c.opts.Store.Put(context.WithoutCancel(ctx), key, &cache.Entry{Layer: l, Created: c.now()})
+		l, err := build()
+		if err == nil {
+			err = c.opts.Store.Put(context.WithoutCancel(ctx), key, &cache.Entry{Layer: l, Created: c.now()})
+		}
 		if err != nil {
 			c.mu.Lock()
 			c.fail("writing", err)

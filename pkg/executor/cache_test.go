@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +293,76 @@ func TestLayerCacheTTL(t *testing.T) {
 	r := buildCached(t, store, files(), nil, WithCache(CacheOptions{Store: store, TTL: time.Nanosecond, RunLayers: true, CopyLayers: true}))
 	if got := r.pattern(); got != "MMMM" {
 		t.Errorf("expired entries were served: %s", got)
+	}
+}
+
+// countedImage counts the reads of its layers' content.
+type countedImage struct {
+	v1.Image
+	reads *atomic.Int32
+}
+
+func (c countedImage) Layers() ([]v1.Layer, error) {
+	ls, err := c.Image.Layers()
+	for i, l := range ls {
+		ls[i] = countedLayer{l, c.reads}
+	}
+	return ls, err
+}
+
+type countedLayer struct {
+	v1.Layer
+	reads *atomic.Int32
+}
+
+func (c countedLayer) Compressed() (io.ReadCloser, error) {
+	c.reads.Add(1)
+	return c.Layer.Compressed()
+}
+
+func (c countedLayer) Uncompressed() (io.ReadCloser, error) {
+	c.reads.Add(1)
+	return c.Layer.Uncompressed()
+}
+
+// With COPY not cached (kaniko's default), a rebuild still runs the COPY,
+// which needs the base's tree: the headers kept in the cache give it, so
+// the base is neither downloaded nor extracted when the RUN after it hits.
+func TestLayerCacheKeepsBaseHeaders(t *testing.T) {
+	defer func(old int64) { minKeptHeaders = old }(minKeptHeaders)
+	minKeptHeaders = 0
+	store, err := cache.OpenLayout(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const df = "FROM base\nCOPY app/ /app/\nRUN write /built 1\n"
+	build := func() (v1.Image, *testBuild, int32) {
+		var reads atomic.Int32
+		tb := newTestBuild(t, df, "", nil)
+		tb.source.images["base"] = countedImage{baseImage(t), &reads}
+		tb.with(WithBuildContext(memContext{fs: files()}), WithReproducible(time.Unix(0, 0)),
+			WithCache(CacheOptions{Store: store, RunLayers: true, Write: true}))
+		return tb.run(), tb, reads.Load()
+	}
+	cold, _, coldReads := build()
+	if coldReads == 0 {
+		t.Fatal("the cold build read no base layer: the test proves nothing")
+	}
+	warm, tb, warmReads := build()
+	if warmReads != 0 {
+		t.Errorf("the rebuild read base layers %d times", warmReads)
+	}
+	if len(tb.messages("come from the cache")) == 0 {
+		t.Errorf("no headers came from the cache: %q", tb.messages("headers"))
+	}
+	if len(tb.sandbox.specs()) != 0 || len(tb.messages("npacked")) != 0 {
+		t.Error("the rebuild ran or unpacked something")
+	}
+	if digestOf(t, warm) != digestOf(t, cold) {
+		t.Error("the rebuild's digest differs from the cold build's")
+	}
+	flat := flatten(t, warm)
+	if flat["/app/a.txt"].data != "A" || flat["/built"].data != "1" || flat["/data/keep"].data != "base" {
+		t.Errorf("the rebuilt image: %v", flat)
 	}
 }

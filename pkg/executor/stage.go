@@ -156,7 +156,7 @@ func (s *stageBuilder) from(ctx context.Context) error {
 	case s.isScratch():
 		s.base = empty.Image
 		s.cfg = scratchConfig(s.platform())
-		s.lfs = fsview.NewLayerFS(nil)
+		s.lfs = s.b.layerFS(nil)
 		s.log.Info("FROM scratch")
 	default:
 		start := time.Now()
@@ -172,7 +172,7 @@ func (s *stageBuilder) from(ctx context.Context) error {
 			return fmt.Errorf("image %q: %w", st.Base, err)
 		}
 		s.base = img
-		s.lfs = fsview.NewLayerFS(layers, fsview.WithSpoolDir(s.b.opts.workDir))
+		s.lfs = s.b.layerFS(layers)
 		s.log.Infof("FROM %s (%d layers, %s)", st.Base, len(layers), roundDuration(time.Since(start)))
 	}
 	mt, err := s.base.MediaType()

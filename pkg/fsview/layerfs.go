@@ -31,6 +31,7 @@ const (
 // A LayerFS is safe for concurrent readers; Append must not race with them.
 type LayerFS struct {
 	spoolDir string
+	headers  HeaderCache
 
 	mu      sync.Mutex
 	layers  []*layerData
@@ -63,6 +64,20 @@ type layerData struct {
 
 // LayerFSOption configures a LayerFS.
 type LayerFSOption func(*LayerFS)
+
+// HeaderCache keeps the tar headers of layers beyond one build, so that
+// the view of a layer seen before needs no decompression of it. A cache
+// that fails answers "not kept": it never fails a view.
+type HeaderCache interface {
+	// Headers returns the kept headers of l, if any.
+	Headers(ctx context.Context, l v1.Layer) ([]*tar.Header, bool)
+	// Keep is given the headers just read from l.
+	Keep(ctx context.Context, l v1.Layer, headers []*tar.Header)
+}
+
+// WithHeaderCache looks layers' headers up in c before reading the layers,
+// and gives c the headers of the layers it had to read.
+func WithHeaderCache(c HeaderCache) LayerFSOption { return func(l *LayerFS) { l.headers = c } }
 
 // WithSpoolDir sets where uncompressed copies of layers are kept when many
 // files are read from them (default: the system temp dir).
@@ -107,7 +122,7 @@ func (l *LayerFS) Append(layers ...v1.Layer) {
 func (l *LayerFS) Clone() *LayerFS {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := &LayerFS{spoolDir: l.spoolDir, layers: append([]*layerData(nil), l.layers...), indexed: l.indexed}
+	c := &LayerFS{spoolDir: l.spoolDir, headers: l.headers, layers: append([]*layerData(nil), l.layers...), indexed: l.indexed}
 	c.root = cloneNode(l.root)
 	return c
 }
@@ -144,7 +159,7 @@ func (l *LayerFS) indexLocked(ctx context.Context) error {
 		if ld.entries != nil {
 			continue
 		}
-		g.Go(func() error { return ld.readHeaders(ctx) })
+		g.Go(func() error { return ld.readHeaders(ctx, l.headers) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -158,7 +173,13 @@ func (l *LayerFS) indexLocked(ctx context.Context) error {
 	return nil
 }
 
-func (ld *layerData) readHeaders(ctx context.Context) error {
+func (ld *layerData) readHeaders(ctx context.Context, hc HeaderCache) error {
+	if hc != nil {
+		if entries, ok := hc.Headers(ctx, ld.layer); ok {
+			ld.entries = entries
+			return nil
+		}
+	}
 	rc, err := ld.layer.Uncompressed()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", ld.name, err)
@@ -180,6 +201,9 @@ func (ld *layerData) readHeaders(ctx context.Context) error {
 		entries = append(entries, h)
 	}
 	ld.entries = entries
+	if hc != nil {
+		hc.Keep(ctx, ld.layer, entries)
+	}
 	return nil
 }
 

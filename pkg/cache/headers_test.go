@@ -1,0 +1,119 @@
+package cache_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kiln-build/kiln/pkg/cache"
+)
+
+// Every field a tree view reads survives the trip through a headers entry,
+// and the entry holds no file content.
+func TestHeadersRoundTrip(t *testing.T) {
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	long := strings.Repeat("deep/", 40) + "file"
+	in := []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755, ModTime: mtime},
+		{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644, Size: 1234, Uid: 0, Gid: 42, Uname: "root", Gname: "shadow", ModTime: mtime},
+		{Typeflag: tar.TypeReg, Name: long, Mode: 0o4755, Size: 1 << 33, Uid: 70000, Gid: 70001, ModTime: mtime,
+			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": "\x01\x00\x00\x02"}},
+		{Typeflag: tar.TypeLink, Name: "etc/hard", Linkname: "etc/passwd", Mode: 0o644, ModTime: mtime},
+		{Typeflag: tar.TypeSymlink, Name: "bin", Linkname: "usr/bin", Mode: 0o777, ModTime: mtime},
+		{Typeflag: tar.TypeChar, Name: "dev/null", Mode: 0o666, Devmajor: 1, Devminor: 3, ModTime: mtime},
+		{Typeflag: tar.TypeReg, Name: "etc/.wh.gone", Mode: 0o600, ModTime: mtime},
+		{Typeflag: tar.TypeReg, Name: "empty", Mode: 0o600, ModTime: mtime},
+	}
+	l, err := cache.HeadersLayer(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := l.Size(); size > 4096 {
+		t.Errorf("the headers entry is %d bytes: file content got in", size)
+	}
+	out, err := cache.ReadHeaders(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d headers back, want %d", len(out), len(in))
+	}
+	for i, want := range in {
+		got := out[i]
+		if got.Typeflag != want.Typeflag || got.Name != want.Name || got.Linkname != want.Linkname ||
+			got.Mode != want.Mode || got.Size != want.Size || got.Uid != want.Uid || got.Gid != want.Gid ||
+			got.Uname != want.Uname || got.Gname != want.Gname || !got.ModTime.Equal(want.ModTime) ||
+			got.Devmajor != want.Devmajor || got.Devminor != want.Devminor {
+			t.Errorf("header %d:\n got %+v\nwant %+v", i, got, want)
+		}
+		for k, v := range want.PAXRecords {
+			if got.PAXRecords[k] != v {
+				t.Errorf("%s: PAX record %s = %q, want %q", want.Name, k, got.PAXRecords[k], v)
+			}
+		}
+		if _, ok := got.PAXRecords["KILN.size"]; ok {
+			t.Errorf("%s: the size record is left in the header", want.Name)
+		}
+	}
+	if in[1].Size != 1234 || in[1].PAXRecords != nil {
+		t.Error("encoding changed the caller's headers")
+	}
+	if cache.HeadersKey(mustHash(t, "sha256:"+strings.Repeat("a", 64))) == cache.HeadersKey(mustHash(t, "sha256:"+strings.Repeat("b", 64))) {
+		t.Error("two layers share a headers key")
+	}
+}
+
+// An entry that is not a headers entry (a layer with content, a regular
+// file without its size) is a corrupt entry, never trusted.
+func TestReadHeadersRefusesOtherLayers(t *testing.T) {
+	for name, entries := range map[string][]struct {
+		hdr  tar.Header
+		body string
+	}{
+		"content":   {{tar.Header{Typeflag: tar.TypeReg, Name: "a", Size: 1, Mode: 0o644}, "x"}},
+		"no size":   {{tar.Header{Typeflag: tar.TypeReg, Name: "a", Mode: 0o644}, ""}},
+		"bad size":  {{tar.Header{Typeflag: tar.TypeReg, Name: "a", Mode: 0o644, PAXRecords: map[string]string{"KILN.size": "-1"}}, ""}},
+		"not a tar": nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if entries == nil {
+				buf.WriteString(strings.Repeat("not a tar archive ", 100))
+			} else {
+				tw := tar.NewWriter(&buf)
+				for _, e := range entries {
+					h := e.hdr
+					if err := tw.WriteHeader(&h); err != nil {
+						t.Fatal(err)
+					}
+					io.WriteString(tw, e.body)
+				}
+				tw.Close()
+			}
+			data := buf.Bytes()
+			l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cache.ReadHeaders(l); !errors.Is(err, cache.ErrCorrupt) || !errors.Is(err, cache.ErrMiss) {
+				t.Errorf("got %v, want a corrupt entry", err)
+			}
+		})
+	}
+}
+
+func mustHash(t *testing.T, s string) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
