@@ -3,8 +3,8 @@ package fsview_test
 import (
 	"archive/tar"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"reflect"
 	"sync"
 	"testing"
