@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 )
 
 // A layer's headers are kept in the cache so that a rebuild which runs a
@@ -34,8 +35,11 @@ func HeadersKey(diffID v1.Hash) string {
 
 // HeadersLayer encodes tar headers as a layer with no file content.
 func HeadersLayer(headers []*tar.Header) (v1.Layer, error) {
+	// Compressed as it is written: the list of a big layer is ten times
+	// smaller gzipped, and only the compressed bytes are held.
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
 	for _, h := range headers {
 		c := *h
 		c.PAXRecords = make(map[string]string, len(h.PAXRecords)+1)
@@ -52,6 +56,9 @@ func HeadersLayer(headers []*tar.Header) (v1.Layer, error) {
 		}
 	}
 	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
 		return nil, err
 	}
 	data := buf.Bytes()
