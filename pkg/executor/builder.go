@@ -28,6 +28,7 @@ type Builder struct {
 	images  map[string]*imageView // COPY --from=<image> views, by reference
 	roots   rootAllocator         // where stage root filesystems live
 	cache   *layerCache           // nil without --cache
+	headers *cachedHeaders        // layers' headers in the cache; nil without it
 	cleaned chan struct{}         // closed once Build's leftovers are removed
 	// inImage holds the stages whose layers end in the image: the target
 	// and the stages it continues (FROM <stage>).
@@ -80,6 +81,7 @@ func New(plan *dockerfile.Plan, opts ...Option) (*Builder, error) {
 			o.log.Warn("Layer caching does not apply to --single-snapshot builds: every step runs")
 		} else {
 			b.cache = newLayerCache(*o.cache, o.log)
+			b.headers = newCachedHeaders(b.cache)
 		}
 	}
 	if o.sandbox != nil && o.sandbox.Mode() == sandbox.ModeInPlace {

@@ -345,8 +345,10 @@ func TestLayerCacheKeepsBaseHeaders(t *testing.T) {
 		return tb.run(), tb, reads.Load()
 	}
 	cold, _, coldReads := build()
-	if coldReads == 0 {
-		t.Fatal("the cold build read no base layer: the test proves nothing")
+	// One pass over the base: the unpacking that the RUN needs also records
+	// the headers, and the COPY reads the tree on disk.
+	if coldReads != 1 {
+		t.Errorf("the cold build read its one base layer %d times", coldReads)
 	}
 	warm, tb, warmReads := build()
 	if warmReads != 0 {

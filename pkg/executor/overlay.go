@@ -35,12 +35,12 @@ type overlayRoots struct {
 	store    *layerstore.Store
 	dir      string // uppers, work dirs and mount points
 	log      logrus.FieldLogger
-	extract  layerstore.Extract
+	extract  func(extra ...rootfs.Option) layerstore.Extract
 }
 
 // newOverlayRoots returns overlay roots if this machine can mount them on
 // dir; the reason it cannot otherwise.
-func newOverlayRoots(store *layerstore.Store, dir string, extract layerstore.Extract, fallback rootAllocator, log logrus.FieldLogger) (*overlayRoots, error) {
+func newOverlayRoots(store *layerstore.Store, dir string, extract func(extra ...rootfs.Option) layerstore.Extract, fallback rootAllocator, log logrus.FieldLogger) (*overlayRoots, error) {
 	a := &overlayRoots{store: store, dir: dir, log: log, extract: extract, fallback: fallback}
 	if err := a.probe(); err != nil {
 		return nil, err
@@ -94,9 +94,13 @@ func (a *overlayRoots) newOverlay(ctx context.Context, name string, layers []v1.
 	g.SetLimit(runtime.NumCPU())
 	for i, l := range layers {
 		g.Go(func() error {
-			h, err := a.store.Get(gctx, l, a.extract)
+			tap, tapped := tapOptions(l)
+			h, err := a.store.Get(gctx, l, a.extract(tap...))
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", layerName(l), err)
+			}
+			if h.Extracted {
+				tapped()
 			}
 			held[i] = h
 			return nil
@@ -257,8 +261,11 @@ func isEmptyDir(dir string) (bool, error) {
 
 // overlayExtract extracts a layer into a directory of the store, in the
 // form overlay reads as a lower layer.
-func overlayExtract(log logrus.FieldLogger) layerstore.Extract {
-	return func(ctx context.Context, dir string, r io.Reader) error {
-		return rootfs.Apply(ctx, dir, r, rootfs.WithOverlayWhiteouts(), rootfs.WithLogger(log))
+func overlayExtract(log logrus.FieldLogger) func(extra ...rootfs.Option) layerstore.Extract {
+	return func(extra ...rootfs.Option) layerstore.Extract {
+		return func(ctx context.Context, dir string, r io.Reader) error {
+			opts := append([]rootfs.Option{rootfs.WithOverlayWhiteouts(), rootfs.WithLogger(log)}, extra...)
+			return rootfs.Apply(ctx, dir, r, opts...)
+		}
 	}
 }

@@ -137,11 +137,7 @@ func (s *stageBuilder) newStageRoot(ctx context.Context, layers []v1.Layer) (*st
 // unpacked while the first steps run and other stages build, in one pass
 // (a COPY before the first RUN then reads the tree on disk instead of
 // decompressing the layers a second time for their headers).
-func (s *stageBuilder) prefetchRoot(ctx context.Context) {
-	layers, err := s.allLayers()
-	if err != nil {
-		return
-	}
+func (s *stageBuilder) prefetchRoot(ctx context.Context, layers []v1.Layer) {
 	done := make(chan struct{})
 	s.pendingRoot = done
 	start := time.Now()
@@ -209,11 +205,13 @@ func (s *stageBuilder) applyLayer(ctx context.Context, root *stageRoot, l v1.Lay
 		return fmt.Errorf("layer %s: %w", name, err)
 	}
 	defer rc.Close()
+	tap, tapped := tapOptions(l)
 	opts := append(s.b.copyOptions(), rootfs.WithLayerName(name), rootfs.WithLogger(s.log), rootfs.WithIgnore(root.Protected))
-	err = rootfs.Apply(ctx, root.Dir(), rc, opts...)
+	err = rootfs.Apply(ctx, root.Dir(), rc, append(opts, tap...)...)
 	if err != nil {
 		return fmt.Errorf("applying layer to %q: %w", root.Dir(), err)
 	}
+	tapped()
 	return nil
 }
 

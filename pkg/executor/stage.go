@@ -84,8 +84,15 @@ func (b *Builder) buildStage(ctx context.Context, st *dockerfile.Stage) (*stageR
 	if err := s.from(ctx); err != nil {
 		return nil, b.plan.Dockerfile.StageError(st, err)
 	}
-	if s.root == nil && b.cache == nil && !b.roots.OneAtATime() && (stageRunsCommands(st) || b.opts.singleSnapshot) {
-		s.prefetchRoot(ctx)
+	if s.root == nil && !b.roots.OneAtATime() && (stageRunsCommands(st) || b.opts.singleSnapshot) {
+		if layers, err := s.allLayers(); err == nil {
+			if b.cache == nil {
+				s.prefetchRoot(ctx, layers)
+			} else if tapped, ok := s.prefetchForCopy(ctx, layers); ok {
+				// With a cache, only where the RUN steps will run.
+				s.prefetchRoot(ctx, tapped)
+			}
+		}
 	}
 	defer func() {
 		// A stage that failed before it took its prefetched root over.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"strconv"
@@ -70,6 +71,11 @@ func (rt *Root) Extract(ctx context.Context, r io.Reader, opts ...Option) error 
 		}
 		if err != nil {
 			return &ExtractError{Layer: o.layer, Err: err}
+		}
+		if o.headers != nil {
+			c := *hdr
+			c.PAXRecords = maps.Clone(hdr.PAXRecords)
+			o.headers(&c)
 		}
 		if err := x.entry(hdr, tr); err != nil {
 			xe := &ExtractError{Layer: o.layer, Header: hdr, Err: err}

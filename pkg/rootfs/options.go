@@ -1,6 +1,10 @@
 package rootfs
 
-import "github.com/sirupsen/logrus"
+import (
+	"archive/tar"
+
+	"github.com/sirupsen/logrus"
+)
 
 type options struct {
 	layer             string
@@ -11,6 +15,7 @@ type options struct {
 	noSpecialFiles    bool
 	literalWhiteouts  bool
 	overlayWhiteouts  bool
+	headers           func(*tar.Header)
 	log               logrus.FieldLogger
 }
 
@@ -82,6 +87,13 @@ func WithoutSpecialFiles() Option {
 // not image layers, where such a name deletes nothing.
 func WithLiteralWhiteouts() Option {
 	return func(o *options) { o.literalWhiteouts = true }
+}
+
+// WithHeaders calls fn with a copy of each entry's header as it is read,
+// before the entry is applied: a layer's tree can be recorded in the same
+// pass that extracts it.
+func WithHeaders(fn func(*tar.Header)) Option {
+	return func(o *options) { o.headers = fn }
 }
 
 // WithLogger sets the logger for warnings and debug details.

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/pkg/rootfs/rootfstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,5 +99,27 @@ func TestExtractErrorFields(t *testing.T) {
 	var xe *ExtractError
 	if !errors.As(err, &xe) || xe.Header != nil || !strings.HasPrefix(err.Error(), "reading tar: ") {
 		t.Errorf("not a tar stream: %v", err)
+	}
+}
+
+// WithHeaders sees every entry, in order, in the pass that extracts it, as
+// copies the caller may keep.
+func TestWithHeadersRecordsEveryEntry(t *testing.T) {
+	root := t.TempDir()
+	var seen []*tar.Header
+	tarball := rootfstest.Tar("d etc\nf etc/passwd root\nl bin usr/bin\nf etc/.wh.gone\n", nil)
+	if err := Apply(context.Background(), root, bytes.NewReader(tarball), WithChownErrorsIgnored(os.Geteuid() != 0),
+		WithHeaders(func(h *tar.Header) { seen = append(seen, h) })); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range seen {
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, " "); got != "etc etc/passwd bin etc/.wh.gone" {
+		t.Errorf("recorded %q", got)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "etc/passwd")); err != nil || string(data) != "root" {
+		t.Errorf("etc/passwd: %q, %v", data, err)
 	}
 }
