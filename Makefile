@@ -40,7 +40,7 @@ bench:
 ## bench-go: the Go micro-benchmarks; BENCH_TMPFS=1 puts their temporary trees in /dev/shm
 bench-go:
 	@if [ "$(BENCH_TMPFS)" = 1 ]; then d=$$(mktemp -d /dev/shm/kiln-bench-go.XXXXXX) && trap 'rm -rf "$$d"' EXIT && export TMPDIR="$$d"; fi; \
-	set -x; $(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer
+	set -x; $(GO) test -run '^$$' -bench . -benchmem ./pkg/snapshot ./pkg/rootfs ./pkg/copier ./pkg/layer ./pkg/cache
 
 ## bench-e2e: four image shapes built by kiln and buildah against a local registry,
 ## side by side (hack/bench.sh: root; BENCH_RUNS, BENCH_SHAPES, BENCH_TMPFS=1...)

@@ -2,30 +2,54 @@ package cache
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 )
 
 // A layer's headers are kept in the cache so that a rebuild which runs a
 // COPY on a large base (kaniko does not cache COPY by default) learns the
-// base's tree without downloading and decompressing it. They are an
-// entry like a step's: a layer holding the same tar headers with no
-// content, each regular file's size in a PAX record of its own.
+// base's tree without downloading and decompressing it. They are an entry
+// like a step's, whose one blob is the headers as gzipped JSON, an object
+// a line: a fifth the size of the same headers as a tar, and decoded in a
+// fraction of the time.
 
-// sizeRecord carries a regular file's size in a headers entry.
-const sizeRecord = "KILN.size"
+// HeadersMediaType is the media type of a headers entry's blob.
+const HeadersMediaType types.MediaType = "application/vnd.kiln.layer.headers.v1+json+gzip"
 
 // MaxHeaders bounds the entries read from a headers entry: a damaged or
 // hostile cache cannot make a build hold more than this many.
 const MaxHeaders = 4 << 20
+
+// maxHeaderLine bounds one encoded header (names, link targets and
+// extended attributes included).
+const maxHeaderLine = 1 << 20
+
+// header is a tar.Header as a headers entry stores it.
+type header struct {
+	Type     byte              `json:"t"`
+	Name     string            `json:"n"`
+	Linkname string            `json:"l,omitempty"`
+	Mode     int64             `json:"m"`
+	UID      int               `json:"u,omitempty"`
+	GID      int               `json:"g,omitempty"`
+	Uname    string            `json:"un,omitempty"`
+	Gname    string            `json:"gn,omitempty"`
+	Size     int64             `json:"s,omitempty"`
+	ModTime  *int64            `json:"mt,omitempty"` // Unix nanoseconds; absent: the zero time
+	Devmajor int64             `json:"dj,omitempty"`
+	Devminor int64             `json:"dn,omitempty"`
+	PAX      map[string]string `json:"x,omitempty"`
+}
 
 // HeadersKey is the key of the headers of the layer whose uncompressed
 // digest is diffID.
@@ -33,75 +57,67 @@ func HeadersKey(diffID v1.Hash) string {
 	return NewKey("LAYER-HEADERS").String("diffid", diffID.String()).Sum()
 }
 
-// HeadersLayer encodes tar headers as a layer with no file content.
+// HeadersLayer encodes tar headers as the blob of a headers entry.
 func HeadersLayer(headers []*tar.Header) (v1.Layer, error) {
-	// Compressed as it is written: the list of a big layer is ten times
-	// smaller gzipped, and only the compressed bytes are held.
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	enc := json.NewEncoder(zw)
 	for _, h := range headers {
-		c := *h
-		c.PAXRecords = make(map[string]string, len(h.PAXRecords)+1)
-		for k, v := range h.PAXRecords {
-			c.PAXRecords[k] = v
+		e := header{Type: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Mode: h.Mode, UID: h.Uid, GID: h.Gid,
+			Uname: h.Uname, Gname: h.Gname, Size: h.Size, Devmajor: h.Devmajor, Devminor: h.Devminor, PAX: h.PAXRecords}
+		if !h.ModTime.IsZero() {
+			ns := h.ModTime.UnixNano()
+			e.ModTime = &ns
 		}
-		if isRegular(&c) {
-			c.PAXRecords[sizeRecord] = strconv.FormatInt(c.Size, 10)
-			c.Size = 0
-		}
-		c.Format = tar.FormatPAX
-		if err := tw.WriteHeader(&c); err != nil {
+		if err := enc.Encode(&e); err != nil {
 			return nil, fmt.Errorf("encoding the header of %q: %w", h.Name, err)
 		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	return static.NewLayer(buf.Bytes(), HeadersMediaType), nil
 }
 
-// ReadHeaders decodes a layer written by HeadersLayer. An entry that is not
-// one is ErrCorrupt.
+// ReadHeaders decodes the blob of a headers entry. Anything else is
+// ErrCorrupt.
 func ReadHeaders(l v1.Layer) ([]*tar.Header, error) {
-	rc, err := l.Uncompressed()
+	if mt, err := l.MediaType(); err != nil || mt != HeadersMediaType {
+		return nil, corrupt("headers: media type %q", mt)
+	}
+	rc, err := l.Compressed()
 	if err != nil {
 		return nil, corrupt("headers: %v", err)
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		return nil, corrupt("headers: %v", err)
+	}
+	defer zr.Close()
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 64<<10), maxHeaderLine)
 	var headers []*tar.Header
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return headers, nil
-		}
-		if err != nil {
-			return nil, corrupt("headers: %v", err)
-		}
+	for sc.Scan() {
 		if len(headers) == MaxHeaders {
 			return nil, corrupt("headers: more than %d entries", MaxHeaders)
 		}
-		if h.Size != 0 {
-			return nil, corrupt("headers: entry %q has content", h.Name)
+		var e header
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, corrupt("headers: entry %d: %v", len(headers)+1, err)
 		}
-		if isRegular(h) {
-			size, err := strconv.ParseInt(h.PAXRecords[sizeRecord], 10, 64)
-			if err != nil || size < 0 {
-				return nil, corrupt("headers: entry %q has no valid size", h.Name)
-			}
-			h.Size = size
+		if e.Name == "" || e.Size < 0 {
+			return nil, corrupt("headers: entry %d has no name or a negative size", len(headers)+1)
 		}
-		delete(h.PAXRecords, sizeRecord)
+		h := &tar.Header{Typeflag: e.Type, Name: e.Name, Linkname: e.Linkname, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
+			Uname: e.Uname, Gname: e.Gname, Size: e.Size, Devmajor: e.Devmajor, Devminor: e.Devminor, PAXRecords: e.PAX}
+		if e.ModTime != nil {
+			h.ModTime = time.Unix(0, *e.ModTime)
+		}
 		headers = append(headers, h)
 	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, corrupt("headers: %v", err)
+	}
+	return headers, nil
 }
-
-// isRegular: tar.Reader reports the old regular-file type as TypeReg.
-func isRegular(h *tar.Header) bool { return h.Typeflag == tar.TypeReg }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/pkg/cache"
 	"github.com/kiln-build/kiln/pkg/fsview"
@@ -132,18 +134,24 @@ func (s *stageBuilder) prefetchForCopy(ctx context.Context, layers []v1.Layer) (
 	if !copiesBeforeRun(s.stage.Commands) {
 		return nil, false
 	}
-	var tapped []v1.Layer
-	missing := false
-	for _, l := range layers {
+	// The lookups run at once; what they read is remembered for the COPY.
+	tapped := make([]v1.Layer, len(layers))
+	var missing atomic.Bool
+	var g errgroup.Group
+	for i, l := range layers {
+		tapped[i] = l
 		if _, _, big := s.b.headers.key(l); big {
-			if _, ok := s.b.headers.Headers(ctx, l); !ok {
-				missing = true
-				l = &tappedLayer{Layer: l, headers: s.b.headers, ctx: ctx}
-			}
+			g.Go(func() error {
+				if _, ok := s.b.headers.Headers(ctx, l); !ok {
+					missing.Store(true)
+					tapped[i] = &tappedLayer{Layer: l, headers: s.b.headers, ctx: ctx}
+				}
+				return nil
+			})
 		}
-		tapped = append(tapped, l)
 	}
-	return tapped, missing
+	g.Wait()
+	return tapped, missing.Load()
 }
 
 // copiesBeforeRun reports whether a COPY or ADD comes before the first RUN.
