@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/pkg/compression"
 	"github.com/kiln-build/kiln/pkg/layer"
@@ -126,11 +126,7 @@ func (a *inPlaceRoots) recover(ctx context.Context) error {
 		return fmt.Errorf("the record of the container's files %q: %w", record, err)
 	}
 	defer rc.Close()
-	if err := a.clear("/"); err != nil {
-		return fmt.Errorf("cleaning \"/\": %w", err)
-	}
-	if err := rootfs.Apply(ctx, a.dir, rc, rootfs.WithIgnore(a.protected), rootfs.WithLogger(a.log),
-		rootfs.WithLayerName("the container's own files")); err != nil {
+	if err := a.restore(ctx, rc); err != nil {
 		return err
 	}
 	os.Remove(record)
@@ -243,55 +239,30 @@ func (a *inPlaceRoots) protected(p string) bool {
 	return false
 }
 
-// holdsProtected reports whether a protected path lies below dir.
-func (a *inPlaceRoots) holdsProtected(dir string) bool {
-	for _, pr := range a.protect {
-		if within(pr, dir) {
-			return true
-		}
-	}
-	return false
-}
-
-// reset removes everything outside the protected paths, then extracts the
-// pristine layer.
+// reset puts "/" back as the pristine layer recorded it.
 func (a *inPlaceRoots) reset(ctx context.Context) error {
-	if err := a.clear("/"); err != nil {
-		return fmt.Errorf("cleaning \"/\" for in-place isolation: %w", err)
-	}
 	rc, err := a.pristine.Uncompressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return rootfs.Apply(ctx, a.dir, rc, rootfs.WithIgnore(a.protected), rootfs.WithLogger(a.log),
-		rootfs.WithLayerName("the container's own files"))
+	return a.restore(ctx, rc)
 }
 
-// clear removes the contents of the container directory dir except
-// protected paths.
-func (a *inPlaceRoots) clear(dir string) error {
-	entries, err := os.ReadDir(a.host(dir))
+// restore removes everything outside the protected paths, through the
+// confined filesystem API, then extracts the container's files from rc.
+func (a *inPlaceRoots) restore(ctx context.Context, rc io.Reader) error {
+	rt, err := rootfs.OpenRoot(a.dir)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, e := range entries {
-		p := path.Join(dir, e.Name())
-		switch {
-		case a.protected(p):
-		case e.IsDir() && a.holdsProtected(p):
-			errs = append(errs, a.clear(p))
-			// Gone unless a protected path really is below it (the
-			// pristine layer puts back a directory the image shipped).
-			if err := os.Remove(a.host(p)); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EBUSY) {
-				errs = append(errs, err)
-			}
-		default:
-			errs = append(errs, os.RemoveAll(a.host(p)))
-		}
+	err = rt.Clear("/", a.protected)
+	rt.Close()
+	if err != nil {
+		return fmt.Errorf("cleaning \"/\" for in-place isolation: %w", err)
 	}
-	return errors.Join(errs...)
+	return rootfs.Apply(ctx, a.dir, rc, rootfs.WithIgnore(a.protected), rootfs.WithLogger(a.log),
+		rootfs.WithLayerName("the container's own files"))
 }
 
 // inPlaceRoot is "/" lent to one stage. Nothing can be mounted here, so

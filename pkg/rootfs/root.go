@@ -294,6 +294,29 @@ func (r *Root) RemoveAll(p string) error {
 	return err
 }
 
+// Clear removes everything below the directory dir, never following a
+// symlink, except the paths keep reports and the directories holding them.
+// It goes on past an entry it cannot remove and reports every failure.
+func (r *Root) Clear(dir string, keep func(string) bool) error {
+	f, err := r.openDir(dir)
+	if err != nil {
+		return pathError("clearing", dir, err)
+	}
+	defer f.Close()
+	names, err := readNames(int(f.Fd()))
+	if err != nil {
+		return pathError("clearing", dir, err)
+	}
+	var errs []error
+	for _, n := range names {
+		p := path.Join(clean(dir), n)
+		if _, err := removeTree(int(f.Fd()), n, p, keep, nil); err != nil {
+			errs = append(errs, pathError("removing", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Rename moves oldpath to newpath, both inside the root, replacing what
 // newpath names as rename(2) does.
 func (r *Root) Rename(oldpath, newpath string) error {

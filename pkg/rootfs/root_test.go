@@ -442,3 +442,49 @@ func TestReadHostFile(t *testing.T) {
 		t.Errorf("formatSize = %q", got)
 	}
 }
+
+// Clear empties a directory except the kept paths and the directories that
+// hold them, and never follows a symlink out of the root.
+func TestClearKeepsWhatItIsTold(t *testing.T) {
+	outer := t.TempDir()
+	dir := filepath.Join(outer, "root")
+	outside := filepath.Join(outer, "outside")
+	for _, d := range []string{dir, outside, filepath.Join(dir, "etc/ssl"), filepath.Join(dir, "var/lib/x"), filepath.Join(dir, "kiln/.docker")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"outside/secret", "root/etc/passwd", "root/etc/ssl/ca.pem", "root/var/lib/x/y", "root/kiln/.docker/config.json", "root/kiln/executor"} {
+		if err := os.WriteFile(filepath.Join(outer, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	keep := func(p string) bool {
+		return p == "/etc/ssl" || p == "/kiln/.docker" || strings.HasPrefix(p, "/kiln/.docker/")
+	}
+	if err := rt.Clear("/", keep); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			left = append(left, rel)
+		}
+		return nil
+	})
+	if got, want := strings.Join(left, " "), "etc etc/ssl etc/ssl/ca.pem kiln kiln/.docker kiln/.docker/config.json"; got != want {
+		t.Errorf("left %q, want %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
+		t.Errorf("the file behind a symlink went: %v", err)
+	}
+}
