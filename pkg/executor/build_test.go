@@ -166,6 +166,33 @@ COPY --from=b /b /b
 		}
 	})
 
+	t.Run("a stage's base is pulled while the stages it copies from build", func(t *testing.T) {
+		// One job: stage "late" can run only after "early", but its base
+		// is pulled at once, and "early" cannot finish before that.
+		const df = "FROM base AS early\nCOPY a.txt /a\nFROM other AS late\nCOPY --from=early /a /a\n"
+		tb := newTestBuild(t, df, "", images).with(WithBuildContext(ctx), WithJobs(1))
+		otherPulled := make(chan struct{})
+		var once sync.Once
+		tb.source.gate = func(ref string) {
+			switch ref {
+			case "other":
+				once.Do(func() { close(otherPulled) })
+			case "base":
+				select {
+				case <-otherPulled:
+				case <-time.After(10 * time.Second):
+					t.Error("the last stage's base was not pulled while the first stage built")
+				}
+			}
+		}
+		if files := flatten(t, tb.run()); files["/a"].data != "A" || files["/data/keep"].data != "base" {
+			t.Errorf("final image: %+v", files)
+		}
+		if n := tb.source.count("other"); n != 1 {
+			t.Errorf("the base was pulled %d times", n)
+		}
+	})
+
 	t.Run("target", func(t *testing.T) {
 		tb := newTestBuild(t, df, "a", images).with(WithBuildContext(ctx))
 		img := tb.run()

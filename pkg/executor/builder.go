@@ -38,6 +38,7 @@ type Builder struct {
 // stageFuture is the result of a stage, available once done is closed.
 type stageFuture struct {
 	done chan struct{}
+	base *basePull // the stage's base image, pulled as the build starts
 	res  *stageResult
 	err  error
 	// users counts the stages still to finish that use this one (FROM,
@@ -132,6 +133,7 @@ func (b *Builder) Build(ctx context.Context) (img v1.Image, err error) {
 	slots := make(chan struct{}, b.opts.jobs)
 	for _, s := range b.plan.Stages {
 		f := b.results[s]
+		f.base = b.startPull(ctx, s)
 		g.Go(func() error {
 			defer close(f.done)
 			for _, dep := range stageDeps(s) {

@@ -166,21 +166,18 @@ func (s *stageBuilder) from(ctx context.Context) error {
 		s.lfs = s.b.layerFS(nil)
 		s.log.Info("FROM scratch")
 	default:
-		start := time.Now()
-		img, err := s.b.pull(ctx, st.Base, st.Platform)
-		if err != nil {
+		var p *basePull
+		if f := s.b.results[st]; f != nil {
+			p = f.base
+		}
+		if p == nil { // a stage built outside Build
+			p = s.b.startPull(ctx, st)
+		}
+		if err := p.wait(ctx); err != nil {
 			return err
 		}
-		if s.cfg, err = readConfig(img); err != nil {
-			return fmt.Errorf("image %q: %w", st.Base, err)
-		}
-		layers, err := img.Layers()
-		if err != nil {
-			return fmt.Errorf("image %q: %w", st.Base, err)
-		}
-		s.base = img
-		s.lfs = s.b.layerFS(layers)
-		s.log.Infof("FROM %s (%d layers, %s)", st.Base, len(layers), roundDuration(time.Since(start)))
+		s.base, s.cfg, s.lfs = p.img, p.cfg, p.lfs
+		s.log.Infof("FROM %s (%d layers, %s)", st.Base, len(p.layers), roundDuration(p.took))
 	}
 	mt, err := s.base.MediaType()
 	if err != nil {
