@@ -142,20 +142,7 @@ COPY --from=b /b /b
 		tb := newTestBuild(t, df, "", images).with(WithBuildContext(ctx), WithJobs(2))
 		// The pull of "base" returns only once "other" is being pulled:
 		// with two jobs, stage b starts while a waits.
-		otherStarted := make(chan struct{})
-		var once sync.Once
-		tb.source.gate = func(ref string) {
-			switch ref {
-			case "other":
-				once.Do(func() { close(otherStarted) })
-			case "base":
-				select {
-				case <-otherStarted:
-				case <-time.After(10 * time.Second):
-					t.Error("stage b did not start while stage a was pulling its base")
-				}
-			}
-		}
+		holdPull(t, tb.source, "base", "other", "stage b did not start while stage a was pulling its base")
 		img := tb.run()
 		files := flatten(t, img)
 		if files["/a"].data != "A" || files["/b"].data != "B" || len(files) != 2 {
@@ -171,20 +158,7 @@ COPY --from=b /b /b
 		// is pulled at once, and "early" cannot finish before that.
 		const df = "FROM base AS early\nCOPY a.txt /a\nFROM other AS late\nCOPY --from=early /a /a\n"
 		tb := newTestBuild(t, df, "", images).with(WithBuildContext(ctx), WithJobs(1))
-		otherPulled := make(chan struct{})
-		var once sync.Once
-		tb.source.gate = func(ref string) {
-			switch ref {
-			case "other":
-				once.Do(func() { close(otherPulled) })
-			case "base":
-				select {
-				case <-otherPulled:
-				case <-time.After(10 * time.Second):
-					t.Error("the last stage's base was not pulled while the first stage built")
-				}
-			}
-		}
+		holdPull(t, tb.source, "base", "other", "the last stage's base was not pulled while the first stage built")
 		if files := flatten(t, tb.run()); files["/a"].data != "A" || files["/data/keep"].data != "base" {
 			t.Errorf("final image: %+v", files)
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -57,6 +58,25 @@ func (f *fakeSource) Pull(_ context.Context, ref string, _ v1.Platform) (v1.Imag
 		return nil, fmt.Errorf("image %q: not found", ref)
 	}
 	return img, nil
+}
+
+// holdPull makes the pull of held wait until until is being pulled, or
+// fails the test with msg after 10 seconds.
+func holdPull(t *testing.T, f *fakeSource, held, until, msg string) {
+	started := make(chan struct{})
+	var once sync.Once
+	f.gate = func(ref string) {
+		switch ref {
+		case until:
+			once.Do(func() { close(started) })
+		case held:
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Error(msg)
+			}
+		}
+	}
 }
 
 func (f *fakeSource) count(ref string) int {
