@@ -107,7 +107,7 @@ func (h *cachedHeaders) Keep(ctx context.Context, l v1.Layer, headers []*tar.Hea
 type tappedLayer struct {
 	v1.Layer
 	headers *cachedHeaders
-	ctx     context.Context
+	ctx     context.Context // the build's, for the cache write
 }
 
 // tapOptions are the extraction options that record l's headers, if it is
@@ -124,10 +124,10 @@ func tapOptions(l v1.Layer) ([]rootfs.Option, func()) {
 
 // prefetchForCopy decides, with a layer cache, whether a stage unpacks its
 // base at FROM. It does when a COPY comes before the stage's first RUN and
-// the cache lacks the headers of a big base layer: this base was not
-// unpacked with this cache before, so its RUN steps will run, and the COPY
-// should read the tree on disk rather than decompress the layers a second
-// time. The layers missing headers are tapped, so the unpacking keeps them.
+// the cache lacks the headers of a big base layer: no build that wrote to
+// this cache unpacked this base, so its RUN steps are all but sure to run,
+// and the COPY should read the tree on disk rather than decompress the
+// layers a second time. The layers missing headers are tapped, so the unpacking keeps them.
 // Otherwise the COPY reads the kept headers and nothing is unpacked unless
 // a RUN misses.
 func (s *stageBuilder) prefetchForCopy(ctx context.Context, layers []v1.Layer) ([]v1.Layer, bool) {
