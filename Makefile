@@ -71,7 +71,7 @@ conformance: build
 FUZZTIME ?= 1m
 FUZZTIMEOUT ?= 1h
 FUZZ_TARGETS := pkg/dockerfile:FuzzParsePlanExpand pkg/rootfs:FuzzApply pkg/buildcontext:FuzzExtractContext \
-	pkg/buildcontext:FuzzIgnore pkg/registry:FuzzParseDockerConfig pkg/copier:FuzzAddArchive
+	pkg/buildcontext:FuzzIgnore pkg/registry:FuzzParseDockerConfig pkg/copier:FuzzAddArchive pkg/cache:FuzzReadHeaders
 .PHONY: fuzz
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
