@@ -26,9 +26,10 @@ import (
 // HeadersMediaType is the media type of a headers entry's blob.
 const HeadersMediaType types.MediaType = "application/vnd.kiln.layer.headers.v1+json+gzip"
 
-// MaxHeaders bounds the entries read from a headers entry: a damaged or
-// hostile cache cannot make a build hold more than this many.
-const MaxHeaders = 4 << 20
+// MaxHeaders bounds the entries of a headers entry, so that a damaged or
+// hostile cache cannot make a build hold more than a few hundred MB of
+// them. A layer with more files is read instead, and never kept.
+const MaxHeaders = 1 << 20
 
 // maxHeaderLine bounds one encoded header (names, link targets and
 // extended attributes included).

@@ -92,7 +92,7 @@ func (h *cachedHeaders) get(ctx context.Context, l v1.Layer, key string) []*tar.
 
 func (h *cachedHeaders) Keep(ctx context.Context, l v1.Layer, headers []*tar.Header) {
 	d, key, ok := h.key(l)
-	if !ok {
+	if !ok || len(headers) > cache.MaxHeaders {
 		return
 	}
 	h.mu.Lock()
