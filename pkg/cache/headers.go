@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -32,8 +31,12 @@ const HeadersMediaType types.MediaType = "application/vnd.kiln.layer.headers.v1+
 const MaxHeaders = 1 << 20
 
 // maxHeaderLine bounds one encoded header (names, link targets and
-// extended attributes included).
+// extended attributes included), and maxHeadersBytes a whole list
+// decompressed: neither the count nor the lines alone bound the memory a
+// list can take.
 const maxHeaderLine = 1 << 20
+
+var maxHeadersBytes int64 = 512 << 20
 
 // header is a tar.Header as a headers entry stores it.
 type header struct {
@@ -96,7 +99,8 @@ func ReadHeaders(l v1.Layer) ([]*tar.Header, error) {
 		return nil, corrupt("headers: %v", err)
 	}
 	defer zr.Close()
-	sc := bufio.NewScanner(zr)
+	limited := &io.LimitedReader{R: zr, N: maxHeadersBytes + 1}
+	sc := bufio.NewScanner(limited)
 	sc.Buffer(make([]byte, 64<<10), maxHeaderLine)
 	var headers []*tar.Header
 	for sc.Scan() {
@@ -117,8 +121,11 @@ func ReadHeaders(l v1.Layer) ([]*tar.Header, error) {
 		}
 		headers = append(headers, h)
 	}
-	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+	if err := sc.Err(); err != nil {
 		return nil, corrupt("headers: %v", err)
+	}
+	if limited.N <= 0 {
+		return nil, corrupt("headers: more than %d bytes", maxHeadersBytes)
 	}
 	return headers, nil
 }

@@ -94,6 +94,26 @@ func TestReadHeadersRefusesOtherBlobs(t *testing.T) {
 	}
 }
 
+// A list longer in bytes than the bound is corrupt, however few entries
+// it has and however short its lines.
+func TestReadHeadersBoundsBytes(t *testing.T) {
+	var hs []*tar.Header
+	for i := 0; i < 100; i++ {
+		hs = append(hs, &tar.Header{Typeflag: tar.TypeReg, Name: strings.Repeat("n", 100), Mode: 0o644})
+	}
+	l, err := cache.HeadersLayer(hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.ReadHeaders(l); err != nil {
+		t.Fatalf("within the bound: %v", err)
+	}
+	defer cache.SetMaxHeadersBytes(5000)()
+	if _, err := cache.ReadHeaders(l); !errors.Is(err, cache.ErrCorrupt) {
+		t.Errorf("over the bound: %v, want a corrupt entry", err)
+	}
+}
+
 func mustHash(t *testing.T, s string) v1.Hash {
 	t.Helper()
 	h, err := v1.NewHash(s)

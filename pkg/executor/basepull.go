@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/pkg/dockerfile"
 	"github.com/kiln-build/kiln/pkg/fsview"
@@ -80,11 +79,5 @@ func (b *Builder) indexesEarly(st *dockerfile.Stage) bool {
 	if stageRunsCommands(st) || b.opts.singleSnapshot || (b.cache != nil && b.cache.opts.CopyLayers) {
 		return false
 	}
-	for _, c := range st.Commands {
-		switch c.(type) {
-		case *instructions.CopyCommand, *instructions.AddCommand:
-			return true
-		}
-	}
-	return false
+	return copiesBeforeRun(st.Commands) // with no RUN: whether it copies at all
 }

@@ -127,9 +127,9 @@ func tapOptions(l v1.Layer) ([]rootfs.Option, func()) {
 // the cache lacks the headers of a big base layer: no build that wrote to
 // this cache unpacked this base, so its RUN steps are all but sure to run,
 // and the COPY should read the tree on disk rather than decompress the
-// layers a second time. The layers missing headers are tapped, so the unpacking keeps them.
-// Otherwise the COPY reads the kept headers and nothing is unpacked unless
-// a RUN misses.
+// layers a second time. The layers missing headers are tapped, so that the
+// unpacking keeps them. Otherwise the COPY reads the kept headers and
+// nothing is unpacked unless a RUN misses.
 func (s *stageBuilder) prefetchForCopy(ctx context.Context, layers []v1.Layer) ([]v1.Layer, bool) {
 	if !copiesBeforeRun(s.stage.Commands) {
 		return nil, false
